@@ -1,0 +1,75 @@
+r"""Paper-size WaveRNN-896 (one sample per step), the base every config builds on.
+
+Run:
+  python -m subscale.main --config=configs/default.py --workdir=/tmp/wavernn896
+
+Variants import this module and override a few fields. Every field is
+documented by the comment on its line; `lock_config` makes a typo in
+`--config.a.b=v` an error.
+"""
+
+import ml_collections
+
+from subscale import input_pipeline
+
+
+def get_config():
+    config = ml_collections.ConfigDict()
+
+    config.data = data = ml_collections.ConfigDict()
+    data.train_dir = input_pipeline.DEMO_DIR  # folder of audio (recursive) or manifest.csv
+    data.eval_dir = ""  # folder to evaluate on instead of the dev split ("" = dev split)
+    data.sample_rate = 16_000  # Hz; every file is resampled to this rate
+    data.n_mels = 80  # mel bands of the conditioning features
+    data.hop_length = 200  # samples per mel frame (12.5 ms at 16 kHz)
+    data.win_length = 800  # STFT window in samples (50 ms at 16 kHz)
+    data.n_fft = 1024  # FFT size
+    data.fmin = 40.0  # lowest mel band edge in Hz
+    data.fmax = 8_000.0  # highest mel band edge in Hz
+    data.seq_len = 4_000  # samples per training crop (multiple of hop_length and of B)
+    data.dev_fraction = 0.05  # dev share when a file has no manifest split
+    data.cache_dir = ""  # feature cache ("" = <workdir>/cache)
+
+    config.model = model = ml_collections.ConfigDict()
+    model.hidden_size = 896  # GRU state size; split into coarse and fine halves
+    model.cond_channels = 128  # width of the upsampled mel conditioning
+    model.subscale_factor = 1  # B: sub-sequences generated together (1 = WaveRNN)
+    model.future_horizon = 0  # F: columns ahead seen in earlier sub-sequences
+    model.lookback = 0  # W: columns behind seen in earlier sub-sequences
+    model.context_summary = 64  # per-sample summary width of the context network
+    model.context_channels = 128  # context network output fed to the cell
+    model.dtype = "float32"  # compute dtype (float32 or bfloat16)
+    model.param_dtype = "float32"  # parameter dtype
+
+    config.train = train = ml_collections.ConfigDict()
+    train.num_steps = 500_000  # optimizer steps in total (resume continues to it)
+    train.batch_size = 32  # crops per step (summed over devices)
+    train.seed = 0  # seeds parameters, data order and per-step randomness
+    train.learning_rate = 1e-4  # peak Adam learning rate
+    train.warmup_steps = 1_000  # linear warm-up from 0 to the peak
+    train.decay_steps = 0  # cosine decay length after warm-up (0 = num_steps)
+    train.end_lr_factor = 0.1  # final learning rate as a fraction of the peak
+    train.clip_norm = 1.0  # global-norm gradient clipping
+    train.checkpoint_every_steps = 5_000  # orbax save interval
+    train.keep_checkpoints = 3  # newest checkpoints kept
+    train.log_every_steps = 100  # metrics to log / metrics.jsonl
+    train.eval_every_steps = 5_000  # dev-split NLL
+    train.eval_crops = 64  # dev crops per evaluation (0 = every crop of the split)
+    train.vocode_every_steps = 50_000  # vocode one dev clip (wav + PNG); 0 = never
+    train.vocode_seconds = 2.0  # length of that dev clip
+    train.nonfinite = "stop"  # non-finite loss or gradient: "stop" or "skip"
+
+    config.sampling = sampling = ml_collections.ConfigDict()
+    sampling.temperature = 1.0  # softmax temperature when sampling
+    sampling.noise = "uniform"  # "uniform": inverse-CDF from pre-drawn uniforms; "gumbel"
+    sampling.sparse = "auto"  # block-sparse matmuls: "auto", "on" or "off"
+
+    config.sparsity = sparsity = ml_collections.ConfigDict()
+    sparsity.target = 0.0  # Z: final fraction of pruned weights (0 = dense)
+    sparsity.start_step = 1_000  # t0: first pruning step
+    sparsity.ramp_steps = 200_000  # S: steps of the cubic ramp
+    sparsity.every_steps = 500  # mask update interval
+    sparsity.block_shape = (16, 1)  # block of W[out, in] as in the paper: 16x1 = 16 outputs, 1 input
+    sparsity.prune = ("R",)  # matrices to prune: R, O1, O2, O3, O4, context
+
+    return config

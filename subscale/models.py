@@ -1,0 +1,452 @@
+"""Flax modules: the WaveRNN cell, the mel conditioner and the subscale context.
+
+Notation: b batch, t samples, f mel frames, s subscale row (B rows), n grid
+columns, h hidden size (H), c channels.
+
+One model serves every subscale factor. B = 1 is the plain WaveRNN of PAPER.md
+section 2 (one row, no context network). For B > 1 the waveform is folded into
+B rows (`folding.py`), all rows of all utterances run through the same cell as
+one batch, and a masked context network conditions row s on the earlier rows.
+
+The cell (PAPER.md section 2). With x_t = [c_{t-1}, f_{t-1}] plus conditioning:
+
+    u = sigmoid(R_u h + I_u x + I*_u c_t)
+    r = sigmoid(R_r h + I_r x + I*_r c_t)
+    e = tanh(r * (R_e h) + I_e x + I*_e c_t)        # reset after R_e h
+    h' = u * h + (1 - u) * e
+
+R = [R_u | R_r | R_e] is one matmul (parameter `R`, [H, 3H], and `R_bias`).
+Each gate's H units are [coarse half | fine half]; I* (parameter `I_coarse`,
+[3, H/2]) feeds c_t only into the fine half of each gate, so the coarse half
+y_c never sees c_t. P(c_t) = softmax(O2 relu(O1 y_c)) and
+P(f_t | c_t) = softmax(O4 relu(O3 y_f)). `gru_update` is the one step function:
+training applies it to whole states with c_t teacher-forced, the sampler
+applies it to the coarse half, samples c_t, then to the fine half.
+
+Mel conditioning (our design, PAPER.md leaves it open): log-mel frames are
+normalised, passed through two VALID convolutions over frames (kernel 3, ReLU)
+and a linear layer, giving `cond_channels` features per frame. The model takes
+`MEL_PAD` = 3 real neighbouring frames on each side of the frames it conditions:
+the two convolutions consume two, and the third lets the upsampler interpolate
+across the first and last frame. Upsampling to the sample rate is linear
+interpolation between frame centres (frame j covers samples [j*hop, (j+1)*hop)),
+done by gathering two frames per sample, so the sampler can upsample one sample
+at a time without materialising the whole upsampled sequence.
+
+Subscale context network (our design, the "factored" option of PAPER.md
+section 6). A summary of row z at column k looks at that row's last
+Lw = W + F + 1 samples, h_z(k) = relu(K * X[z, k - Lw + 1 .. k]) (one linear
+layer over the window, a causal convolution in training). Row s at column i
+reads h_z(i + F) of every earlier row z < s, which covers exactly columns
+[i - W, i + F] of row z, and mixes them with weights that depend on the row
+offset s - z (a strictly lower-triangular Toeplitz mix over rows) plus an
+embedding of s. In the sampler each step computes one summary per row (the
+row's newest sample) and keeps the last B (F + 1) summaries of every row in a
+ring buffer, so the per-step cost does not depend on the utterance length.
+"""
+
+import dataclasses
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from subscale import audio
+from subscale import folding
+
+MEL_PAD = 3
+NUM_CLASSES = 256
+# Log-mel of speech lies roughly in [LOG_MEL_FLOOR, 2]; this maps it near [-1, 1].
+_MEL_CENTER = -4.0
+_MEL_SCALE = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Model hyperparameters, built once from the config and passed down."""
+
+    hidden_size: int
+    cond_channels: int
+    n_mels: int
+    hop_length: int
+    subscale_factor: int = 1
+    future_horizon: int = 0
+    lookback: int = 0
+    context_summary: int = 64
+    context_channels: int = 128
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+
+    @classmethod
+    def from_config(cls, config):
+        """Reads `config.model` and the feature fields of `config.data`."""
+        m = config.model
+        return cls(
+            hidden_size=int(m.hidden_size),
+            cond_channels=int(m.cond_channels),
+            n_mels=int(config.data.n_mels),
+            hop_length=int(config.data.hop_length),
+            subscale_factor=int(m.subscale_factor),
+            future_horizon=int(m.future_horizon),
+            lookback=int(m.lookback),
+            context_summary=int(m.context_summary),
+            context_channels=int(m.context_channels),
+            dtype=str(m.dtype),
+            param_dtype=str(m.param_dtype),
+        )
+
+    @property
+    def window(self):
+        """Columns Lw = W + F + 1 in one context summary window."""
+        return self.lookback + self.future_horizon + 1
+
+    @property
+    def ring_size(self):
+        """Summaries kept per row by the sampler: enough for the largest row lag."""
+        return self.subscale_factor * (self.future_horizon + 1)
+
+    @property
+    def has_context(self):
+        return self.subscale_factor > 1
+
+
+def gru_update(h, rh, ih):
+    """The WaveRNN recurrence on any slice of the state.
+
+    Args:
+      h: previous state [..., k].
+      rh: R h + R_bias for the same units, [..., 3, k] (u, r, e gates).
+      ih: input contributions (I x, plus I* c_t where it applies), [..., 3, k].
+
+    Returns:
+      The new state [..., k].
+    """
+    u = jax.nn.sigmoid(rh[..., 0, :] + ih[..., 0, :])
+    r = jax.nn.sigmoid(rh[..., 1, :] + ih[..., 1, :])
+    e = jnp.tanh(r * rh[..., 2, :] + ih[..., 2, :])
+    return u * h + (1.0 - u) * e
+
+
+def upsample(frame_cond, utterance, times, hop_length):
+    """Linear interpolation of frame features at sample times.
+
+    Args:
+      frame_cond: [N, f + 2, c] features of frames -1 .. f (see MelConditioner).
+      utterance: integer index into N for every entry of `times` (broadcasts).
+      times: integer sample indices in [0, f * hop).
+      hop_length: samples per frame.
+
+    Returns:
+      [*times.shape, c] features at those samples.
+    """
+    pos = (times.astype(jnp.float32) + 0.5) / hop_length + 0.5
+    last = frame_cond.shape[-2] - 2
+    lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, last)
+    w = jnp.clip(pos - lo, 0.0, 1.0)[..., None].astype(frame_cond.dtype)
+    a = frame_cond[utterance, lo]
+    b = frame_cond[utterance, lo + 1]
+    return a + w * (b - a)
+
+
+class MelConditioner(nn.Module):
+    """Frame-rate conditioning features from padded log-mel frames."""
+
+    cfg: ModelConfig
+
+    @nn.compact
+    def __call__(self, mel):
+        """[..., f + 2 * MEL_PAD, n_mels] -> [..., f + 2, cond_channels]."""
+        cfg = self.cfg
+        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+        x = (mel.astype(cfg.dtype) - _MEL_CENTER) / _MEL_SCALE
+        x = nn.relu(nn.Conv(cfg.cond_channels, (3,), padding="VALID", **kw)(x))
+        x = nn.relu(nn.Conv(cfg.cond_channels, (3,), padding="VALID", **kw)(x))
+        return nn.Dense(cfg.cond_channels, **kw)(x)
+
+
+class ContextNet(nn.Module):
+    """Masked context over earlier rows: per-row summaries and a row mix."""
+
+    cfg: ModelConfig
+
+    def setup(self):
+        cfg = self.cfg
+        self.summary_kernel = self.param(
+            "summary_kernel",
+            nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
+                                             in_axis=(0, 1), out_axis=2),
+            (cfg.window, 2, cfg.context_summary),
+            cfg.param_dtype,
+        )
+        self.summary_bias = self.param(
+            "summary_bias", nn.initializers.zeros, (cfg.context_summary,),
+            cfg.param_dtype,
+        )
+        self.mix = self.param(
+            "mix",
+            nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
+                                             in_axis=(0, 1), out_axis=2),
+            (cfg.subscale_factor - 1, cfg.context_summary, cfg.context_channels),
+            cfg.param_dtype,
+        )
+        self.row_embed = self.param(
+            "row_embed", nn.initializers.normal(0.1),
+            (cfg.subscale_factor, cfg.context_channels), cfg.param_dtype,
+        )
+
+    def summarize_rows(self, rows):
+        """Summaries of every column of whole rows (training).
+
+        Args:
+          rows: [r, n, 2] row samples (scaled coarse, fine; 0 = padding).
+
+        Returns:
+          [r, n + F, d]: h(k) for k in [0, n + F), columns past n being padding.
+        """
+        cfg = self.cfg
+        x = jnp.pad(rows, ((0, 0), (cfg.window - 1, cfg.future_horizon), (0, 0)))
+        out = jax.lax.conv_general_dilated(
+            x.astype(cfg.dtype),
+            self.summary_kernel.astype(cfg.dtype),
+            window_strides=(1,),
+            padding="VALID",
+            dimension_numbers=("NWC", "WIO", "NWC"),
+        )
+        return nn.relu(out + self.summary_bias.astype(cfg.dtype))
+
+    def summarize_window(self, window):
+        """Summary of one window per row (sampling): [r, Lw, 2] -> [r, d]."""
+        cfg = self.cfg
+        out = jnp.einsum(
+            "rwc,wcd->rd", window.astype(cfg.dtype),
+            self.summary_kernel.astype(cfg.dtype),
+        )
+        return nn.relu(out + self.summary_bias.astype(cfg.dtype))
+
+    def mix_rows(self, by_offset, rows):
+        """Mixes the summaries of earlier rows.
+
+        Args:
+          by_offset: [..., B - 1, d]; entry o - 1 is the summary read from row
+            s - o (zero where s - o < 0).
+          rows: the row index s of each entry, int [...].
+
+        Returns:
+          [..., context_channels].
+        """
+        cfg = self.cfg
+        mixed = jnp.einsum(
+            "...od,odc->...c", by_offset.astype(cfg.dtype), self.mix.astype(cfg.dtype)
+        )
+        return nn.relu(mixed + self.row_embed.astype(cfg.dtype)[rows])
+
+    def __call__(self, grid):
+        """Teacher-forced context for a whole folded grid.
+
+        Args:
+          grid: [b, B, n, 2] folded samples (0 where padding).
+
+        Returns:
+          [b, B, n, context_channels]: the context of every (s, i).
+        """
+        cfg = self.cfg
+        b, nrows, n, _ = grid.shape
+        summaries = self.summarize_rows(grid.reshape(b * nrows, n, 2))
+        # Row s at column i reads h_z(i + F) of each earlier row z.
+        ahead = summaries[:, cfg.future_horizon :].reshape(b, nrows, n, -1)
+        by_offset = jnp.stack(
+            [
+                jnp.pad(ahead[:, : nrows - o], ((0, 0), (o, 0), (0, 0), (0, 0)))
+                for o in range(1, nrows)
+            ],
+            axis=-2,
+        )  # [b, B, n, B - 1, d]
+        rows = jnp.arange(nrows)[None, :, None]
+        return self.mix_rows(by_offset, rows)
+
+
+class WaveRNNCell(nn.Module):
+    """The WaveRNN cell: recurrent matmul R, masked input, dual softmax heads."""
+
+    cfg: ModelConfig
+
+    def setup(self):
+        cfg = self.cfg
+        h = cfg.hidden_size
+        kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
+        self.R = self.param("R", nn.initializers.orthogonal(), (h, 3 * h),
+                            cfg.param_dtype)
+        self.R_bias = self.param("R_bias", nn.initializers.zeros, (3 * h,),
+                                 cfg.param_dtype)
+        self.I = nn.Dense(3 * h, **kw)
+        self.I_coarse = self.param("I_coarse", nn.initializers.normal(0.5),
+                                   (3, h // 2), cfg.param_dtype)
+        self.O1 = nn.Dense(h // 2, **kw)
+        self.O2 = nn.Dense(NUM_CLASSES, **kw)
+        self.O3 = nn.Dense(h // 2, **kw)
+        self.O4 = nn.Dense(NUM_CLASSES, **kw)
+
+    def input_projection(self, inputs):
+        """I x for x = [c_{t-1}, f_{t-1}, conditioning]: [..., k] -> [..., 3, H]."""
+        ih = self.I(inputs.astype(self.cfg.dtype))
+        return ih.reshape(ih.shape[:-1] + (3, self.cfg.hidden_size))
+
+    def recurrent_projection(self, h):
+        """R h + R_bias: [..., H] -> [..., 3, H]."""
+        rh = jnp.dot(h, self.R.astype(self.cfg.dtype)) + self.R_bias
+        return rh.reshape(rh.shape[:-1] + (3, self.cfg.hidden_size))
+
+    def coarse_input(self, coarse_scaled):
+        """I* c_t: the contribution of c_t to the fine half, [...] -> [..., 3, H/2]."""
+        return coarse_scaled[..., None, None] * self.I_coarse.astype(self.cfg.dtype)
+
+    def coarse_logits(self, y_coarse):
+        return self.O2(nn.relu(self.O1(y_coarse)))
+
+    def fine_logits(self, y_fine):
+        return self.O4(nn.relu(self.O3(y_fine)))
+
+    def run(self, ih, coarse_scaled, h0):
+        """Teacher-forced recurrence over columns.
+
+        Args:
+          ih: [r, n, 3, H] input projections (without c_t).
+          coarse_scaled: [r, n] the current coarse value c_t of each position.
+          h0: [r, H] initial state.
+
+        Returns:
+          [r, n, H] states.
+        """
+        half = self.cfg.hidden_size // 2
+        ih = ih.at[..., half:].add(self.coarse_input(coarse_scaled))
+
+        def step(h, ih_t):
+            h = gru_update(h, self.recurrent_projection(h), ih_t)
+            return h, h
+
+        _, states = jax.lax.scan(step, h0, ih.swapaxes(0, 1))
+        return states.swapaxes(0, 1)
+
+
+class SubscaleWaveRNN(nn.Module):
+    """WaveRNN (B = 1) and Subscale WaveRNN (B > 1) with mel conditioning."""
+
+    cfg: ModelConfig
+
+    def setup(self):
+        self.conditioner = MelConditioner(self.cfg)
+        if self.cfg.has_context:
+            self.context = ContextNet(self.cfg)
+        self.cell = WaveRNNCell(self.cfg)
+
+    def __call__(self, samples, mel, lengths=None):
+        """Teacher-forced per-sample log-probabilities.
+
+        Args:
+          samples: int16 [b, t], t a multiple of B.
+          mel: [b, t // hop + 2 * MEL_PAD, n_mels] log-mel with MEL_PAD real
+            neighbouring frames on each side.
+          lengths: optional int [b]; samples at or past a length are padding.
+
+        Returns:
+          float32 [b, t] log P(sample) in nats, original time order (0 on padding).
+        """
+        coarse, fine, valid = self._targets(samples, lengths)
+        logits_c, logits_f = self._folded_logits(samples, mel, valid)
+        log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
+        return folding.unfold(log_p, axis=1) * folding.unfold(valid, axis=1)
+
+    def logits(self, samples, mel, lengths=None):
+        """Teacher-forced logits ([b, t, 256] coarse, [b, t, 256] fine), time order."""
+        _, _, valid = self._targets(samples, lengths)
+        logits_c, logits_f = self._folded_logits(samples, mel, valid)
+        return folding.unfold(logits_c, axis=1), folding.unfold(logits_f, axis=1)
+
+    def _targets(self, samples, lengths):
+        """Folded coarse and fine classes and the validity mask, each [b, B, n]."""
+        factor = self.cfg.subscale_factor
+        t = samples.shape[-1]
+        coarse, fine = audio.split(samples)
+        if lengths is None:
+            valid = jnp.ones(samples.shape, bool)
+        else:
+            valid = jnp.arange(t)[None, :] < lengths[:, None]
+        fold = lambda x: folding.fold(x, factor, axis=1)  # noqa: E731
+        return fold(coarse), fold(fine), fold(valid)
+
+    def _folded_logits(self, samples, mel, valid):
+        cfg = self.cfg
+        b, t = samples.shape
+        factor = cfg.subscale_factor
+        coarse, fine = audio.split(samples)
+        x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
+        grid = folding.fold(x, factor, axis=1) * valid[..., None]  # [b, B, n, 2]
+        prev = jnp.pad(grid[:, :, :-1], ((0, 0), (0, 0), (1, 0), (0, 0)))
+        frame_cond = self.conditioner(mel)
+        times = jnp.broadcast_to(jnp.arange(t), (b, t))
+        cond = upsample(frame_cond, jnp.arange(b)[:, None], times, cfg.hop_length)
+        parts = [prev, folding.fold(cond, factor, axis=1)]
+        if cfg.has_context:
+            parts.append(self.context(grid))
+        ih = self.cell.input_projection(jnp.concatenate(parts, axis=-1))
+        n = t // factor
+        h = cfg.hidden_size
+        states = self.cell.run(
+            ih.reshape(b * factor, n, 3, h),
+            grid[..., 0].reshape(b * factor, n),
+            jnp.zeros((b * factor, h), cfg.dtype),
+        ).reshape(b, factor, n, h)
+        half = h // 2
+        return (
+            self.cell.coarse_logits(states[..., :half]),
+            self.cell.fine_logits(states[..., half:]),
+        )
+
+    # The sampler's pieces. `sampling.py` calls them one scan step at a time.
+
+    def frame_conditioning(self, mel):
+        """[N, f + 2 * MEL_PAD, n_mels] -> [N, f + 2, cond_channels]."""
+        return self.conditioner(mel)
+
+    def summarize(self, window):
+        """Context summary of each row's newest window: [r, Lw, 2] -> [r, d]."""
+        return self.context.summarize_window(window)
+
+    def mix(self, by_offset, rows):
+        """Context of each row from earlier rows' summaries (see ContextNet)."""
+        return self.context.mix_rows(by_offset, rows)
+
+    def step(self, h, inputs, draw):
+        """One sampling step for a batch of rows: coarse, then fine.
+
+        Args:
+          h: [r, H] states.
+          inputs: [r, k] = [c_{t-1}, f_{t-1}] scaled, conditioning, context.
+          draw: function (logits [r, 256], part) -> classes int32 [r]; part is 0
+            for coarse and 1 for fine.
+
+        Returns:
+          (new state [r, H], coarse [r], fine [r], coarse logits, fine logits).
+        """
+        half = self.cfg.hidden_size // 2
+        ih = self.cell.input_projection(inputs)
+        rh = self.cell.recurrent_projection(h)
+        h_c = gru_update(h[..., :half], rh[..., :half], ih[..., :half])
+        logits_c = self.cell.coarse_logits(h_c)
+        coarse = draw(logits_c, 0)
+        ih_f = ih[..., half:] + self.cell.coarse_input(audio.scale(coarse))
+        h_f = gru_update(h[..., half:], rh[..., half:], ih_f)
+        logits_f = self.cell.fine_logits(h_f)
+        fine = draw(logits_f, 1)
+        return jnp.concatenate([h_c, h_f], -1), coarse, fine, logits_c, logits_f
+
+
+def _log_prob_of(logits, classes):
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
+
+
+def param_count(params):
+    """Number of scalars in a parameter pytree."""
+    return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))

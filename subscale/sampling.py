@@ -1,0 +1,334 @@
+"""Jitted generation: the wavefront sampler, one `lax.scan` per utterance batch.
+
+Notation: N utterances, B subscale factor, R = N * B rows, T scan steps,
+f frames, n grid columns, H hidden size, d context summary width.
+
+At scan step t, row s of every utterance works on column i = t - s(F + 1)
+(`folding.column_at_step`); rows that have not started, or are past their
+length, are masked. All R rows go through the cell as one batch, so after the
+ramp-up of (B - 1)(F + 1) steps one step emits B samples per utterance. B = 1 is
+the plain WaveRNN sampler: one row, one sample per step.
+
+Randomness is cheap: instead of drawing 2 x 256 Gumbel variables per sample
+inside the step, the uniforms for every step are drawn before the scan (in
+blocks of `_NOISE_BLOCK` steps keyed by `fold_in(key, block)`, so the numbers
+of a step depend only on the utterance key and the step, whatever the batch or
+chunking) and each class is drawn by inverse CDF from the softmax. The Gumbel
+alternative (`noise="gumbel"`) is kept for comparison in the benchmark.
+
+The context of each row comes from a ring buffer of the last B(F + 1) summaries
+of every row (see `models.ContextNet`), updated from what the step just wrote,
+so the cost of a step does not depend on the utterance length.
+"""
+
+import functools
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from subscale import audio
+from subscale import folding
+from subscale import models
+
+_NOISE_BLOCK = 256
+NOISE_KINDS = ("uniform", "gumbel")
+
+
+@flax.struct.dataclass
+class Plan:
+    """Static geometry of one generation and the per-row constants."""
+
+    frame_cond: jax.Array  # [N, f + 2, C]
+    row: jax.Array  # [R] subscale row s of each row
+    utterance: jax.Array  # [R] utterance of each row
+    row_length: jax.Array  # [R] valid columns of each row
+    keys: jax.Array  # [N, key] one key per utterance
+    columns: int = flax.struct.field(pytree_node=False)
+    steps: int = flax.struct.field(pytree_node=False)
+
+
+@flax.struct.dataclass
+class Carry:
+    """What one scan step hands to the next."""
+
+    h: jax.Array  # [R, H]
+    prev: jax.Array  # [R, 2] scaled coarse and fine of the row's last sample
+    window: jax.Array  # [R, Lw, 2] the row's newest samples (B > 1)
+    ring: jax.Array  # [R, K, d] the row's last K context summaries (B > 1)
+
+
+def pad_frames(mel, lengths):
+    """Floors frames past each length and adds MEL_PAD floor frames on each side.
+
+    Args:
+      mel: [N, f, n_mels].
+      lengths: int [N] frames.
+
+    Returns:
+      [N, f + 2 * MEL_PAD, n_mels].
+    """
+    frames = jnp.arange(mel.shape[1])[None, :, None]
+    mel = jnp.where(frames < lengths[:, None, None], mel, audio.LOG_MEL_FLOOR)
+    pad = models.MEL_PAD
+    return jnp.pad(
+        mel, ((0, 0), (pad, pad), (0, 0)), constant_values=audio.LOG_MEL_FLOOR
+    )
+
+
+def make_plan(model, params, mel, key, lengths):
+    """Geometry, conditioning and keys for a batch of utterances.
+
+    Args:
+      model: a `models.SubscaleWaveRNN`.
+      params: its parameters.
+      mel: [N, f, n_mels] unpadded log-mel frames.
+      key: a PRNG key (utterance n uses `fold_in(key, n)`) or one key per
+        utterance, stacked [N, ...].
+      lengths: int [N] frames of each utterance.
+    """
+    cfg = model.cfg
+    factor = cfg.subscale_factor
+    num = mel.shape[0]
+    frame_cond = model.apply(
+        {"params": params}, pad_frames(mel, lengths), method="frame_conditioning"
+    )
+    columns = folding.num_columns(mel.shape[1] * cfg.hop_length, factor)
+    rows = np.arange(num * factor)
+    row = jnp.asarray(rows % factor)
+    utterance = jnp.asarray(rows // factor)
+    samples = lengths[utterance] * cfg.hop_length
+    row_length = jnp.maximum(0, -(-(samples - row) // factor))
+    if _is_key_batch(key):
+        keys = key
+    else:
+        keys = jax.vmap(lambda n: jax.random.fold_in(key, n))(jnp.arange(num))
+    return Plan(
+        frame_cond=frame_cond,
+        row=row,
+        utterance=utterance,
+        row_length=row_length,
+        keys=keys,
+        columns=columns,
+        steps=folding.num_steps(columns, factor, cfg.future_horizon),
+    )
+
+
+def _is_key_batch(key):
+    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    return key.ndim > (0 if typed else 1)
+
+
+def init_carry(cfg, num_rows):
+    """The zero state of every row before its first sample."""
+    return Carry(
+        h=jnp.zeros((num_rows, cfg.hidden_size), cfg.dtype),
+        prev=jnp.zeros((num_rows, 2), cfg.dtype),
+        window=jnp.zeros((num_rows, cfg.window if cfg.has_context else 0, 2),
+                         cfg.dtype),
+        ring=jnp.zeros(
+            (num_rows, cfg.ring_size if cfg.has_context else 0,
+             cfg.context_summary),
+            cfg.dtype,
+        ),
+    )
+
+
+def step_uniforms(plan, factor, first, count):
+    """Uniforms [count, R, 2] for scan steps [first, first + count).
+
+    Drawn per utterance key in blocks of `_NOISE_BLOCK` steps so that the numbers
+    of a step do not depend on N, on the total length or on chunking.
+    """
+    first_block = first // _NOISE_BLOCK
+    last_block = (first + count - 1) // _NOISE_BLOCK
+    blocks = np.arange(first_block, last_block + 1)
+
+    def per_utterance(key):
+        def block(j):
+            return jax.random.uniform(
+                jax.random.fold_in(key, j), (_NOISE_BLOCK, factor, 2)
+            )
+
+        return jax.vmap(block)(jnp.asarray(blocks)).reshape(-1, factor, 2)
+
+    u = jax.vmap(per_utterance)(plan.keys)  # [N, blocks * BLOCK, B, 2]
+    offset = first - first_block * _NOISE_BLOCK
+    u = u[:, offset : offset + count]
+    return u.transpose(1, 0, 2, 3).reshape(count, -1, 2)
+
+
+def draw_inverse_cdf(logits, u, temperature):
+    """Class with CDF just above u: [r, 256] logits, [r] uniforms -> [r] int32."""
+    probs = jax.nn.softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+    cdf = jnp.cumsum(probs, axis=-1)
+    below = cdf < u[:, None] * cdf[:, -1:]
+    return jnp.minimum(jnp.sum(below, axis=-1), models.NUM_CLASSES - 1).astype(
+        jnp.int32
+    )
+
+
+def draw_gumbel(logits, key, temperature):
+    """Gumbel-max sampling with noise drawn in the step (the expensive option).
+
+    One row: logits [256], key -> int32 class.
+    """
+    g = jax.random.gumbel(key, logits.shape, jnp.float32)
+    return jnp.argmax(logits.astype(jnp.float32) / temperature + g, axis=-1).astype(
+        jnp.int32
+    )
+
+
+def _log_prob_of(logits, classes):
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_p, classes[:, None], axis=-1)[:, 0]
+
+
+def make_step(model, params, plan, temperature, noise):
+    """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs))."""
+    cfg = model.cfg
+    factor = cfg.subscale_factor
+    horizon = cfg.future_horizon
+    num_rows = plan.row.shape[0]
+    rows = jnp.arange(num_rows)
+    offsets = jnp.arange(1, factor)
+    apply = functools.partial(model.apply, {"params": params})
+
+    def step(carry, xs):
+        t, u = xs
+        i = folding.column_at_step(t, plan.row, horizon)
+        started = i >= 0
+        active = started & (i < plan.row_length)
+        times = folding.original_time(plan.row, jnp.maximum(i, 0), factor)
+        cond = models.upsample(plan.frame_cond, plan.utterance, times, cfg.hop_length)
+        parts = [carry.prev, cond.astype(cfg.dtype)]
+        if cfg.has_context:
+            slot = jnp.remainder(i + horizon, cfg.ring_size)
+            source = rows[:, None] - offsets[None, :]
+            earlier = (plan.row[:, None] - offsets[None, :]) >= 0
+            by_offset = carry.ring[jnp.maximum(source, 0), slot[:, None]]
+            by_offset = by_offset * earlier[..., None]
+            parts.append(apply(by_offset, plan.row, method="mix"))
+
+        if noise == "uniform":
+            def draw(logits, part):
+                return draw_inverse_cdf(logits, u[:, part], temperature)
+        else:
+            def draw(logits, part):
+                keys = jax.vmap(
+                    lambda k, s: jax.random.fold_in(
+                        jax.random.fold_in(jax.random.fold_in(k, t), part), s
+                    )
+                )(plan.keys[plan.utterance], plan.row)
+                return jax.vmap(draw_gumbel, (0, 0, None))(logits, keys, temperature)
+
+        h, coarse, fine, logits_c, logits_f = apply(
+            carry.h, jnp.concatenate(parts, axis=-1), draw, method="step"
+        )
+        log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
+        x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
+        x = (x * active[:, None]).astype(cfg.dtype)
+        new = Carry(
+            h=jnp.where(active[:, None], h, carry.h),
+            prev=jnp.where(active[:, None], x, carry.prev),
+            window=carry.window,
+            ring=carry.ring,
+        )
+        if cfg.has_context:
+            shifted = jnp.concatenate([carry.window[:, 1:], x[:, None]], axis=1)
+            window = jnp.where(started[:, None, None], shifted, carry.window)
+            summary = apply(window, method="summarize")
+            write = jnp.remainder(i, cfg.ring_size)
+            old = carry.ring[rows, write]
+            ring = carry.ring.at[rows, write].set(
+                jnp.where(started[:, None], summary, old)
+            )
+            new = new.replace(window=window, ring=ring)
+        sample = jnp.where(active, audio.join(coarse, fine), 0).astype(jnp.int16)
+        return new, (sample, jnp.where(active, log_p, 0.0))
+
+    return step
+
+
+def run_steps(model, params, plan, carry, first, count, temperature, noise):
+    """Runs scan steps [first, first + count); returns (carry, samples, log-probs)."""
+    step = make_step(model, params, plan, temperature, noise)
+    ts = jnp.arange(first, first + count)
+    if noise == "uniform":
+        u = step_uniforms(plan, model.cfg.subscale_factor, first, count)
+    else:
+        u = jnp.zeros((count,), jnp.float32)  # keys are derived in the step
+    carry, (samples, log_p) = jax.lax.scan(step, carry, (ts, u))
+    return carry, samples, log_p
+
+
+def to_waveforms(cfg, plan, by_step, frames):
+    """Step-major outputs [T, R] -> waveforms [N, frames * hop] in time order."""
+    factor = cfg.subscale_factor
+    cols = np.arange(plan.columns)[None, :]
+    step_of = folding.wavefront_step(plan.row[:, None], cols, cfg.future_horizon)
+    grid = by_step[step_of, jnp.arange(plan.row.shape[0])[:, None]]  # [R, n]
+    grid = grid.reshape(-1, factor, plan.columns)
+    return folding.unfold(grid, axis=1)[:, : frames * cfg.hop_length]
+
+
+def generate(model, params, mel, key, lengths=None, temperature=1.0,
+             noise="uniform"):
+    """Samples waveforms for a batch of mel sequences (traceable, not jitted).
+
+    Args:
+      model: a `models.SubscaleWaveRNN`.
+      params: its parameters.
+      mel: [N, f, n_mels] unpadded log-mel frames.
+      key: PRNG key (utterance n uses `fold_in(key, n)`) or keys [N, ...].
+      lengths: int [N] frames per utterance (default: all f).
+      temperature: softmax temperature.
+      noise: "uniform" (inverse CDF) or "gumbel".
+
+    Returns:
+      (int16 [N, f * hop] samples, float32 [N, f * hop] log-probs in nats at
+      temperature 1); zero past each length.
+    """
+    if lengths is None:
+        lengths = jnp.full((mel.shape[0],), mel.shape[1], jnp.int32)
+    plan = make_plan(model, params, mel, key, lengths)
+    carry = init_carry(model.cfg, plan.row.shape[0])
+    _, samples, log_p = run_steps(
+        model, params, plan, carry, 0, plan.steps, temperature, noise
+    )
+    frames = mel.shape[1]
+    return (
+        to_waveforms(model.cfg, plan, samples, frames),
+        to_waveforms(model.cfg, plan, log_p, frames),
+    )
+
+
+def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
+    """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=1.0)`.
+
+    `mel` is [f, n_mels] (one utterance, drawn with `key`: returns int16
+    [f * hop]) or [N, f, n_mels] with optional `lengths` int [N] in frames
+    (returns int16 [N, f * hop], zero past each length). For a batch, `key` is
+    either one key per utterance, stacked [N, ...] (then utterance n gets exactly
+    what it gets alone with key[n]), or one key (utterance n uses
+    `fold_in(key, n)`). With `with_log_probs` it returns (samples, log-probs).
+    """
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
+    model = models.SubscaleWaveRNN(model_cfg)
+
+    @jax.jit
+    def sample_fn(params, mel, key, lengths=None, temperature=1.0):
+        single = mel.ndim == 2
+        if single:
+            mel = mel[None]
+            key = key[None]
+            lengths = None
+        samples, log_p = generate(model, params, mel, key, lengths, temperature,
+                                  noise)
+        if single:
+            samples, log_p = samples[0], log_p[0]
+        return (samples, log_p) if with_log_probs else samples
+
+    return sample_fn
