@@ -1,0 +1,373 @@
+"""Corpus listing, cached features, training crops and evaluation crops.
+
+Notation: b batch, t samples, f mel frames, hop samples per frame.
+
+A corpus is a folder of audio files (searched recursively, split into train and
+dev by a hash of each file's relative path) or a `manifest.csv` with `file` and
+`split` columns. Every utterance is held as int16 samples trimmed to a multiple
+of hop and its unpadded log-mel (see `audio.mel` for the frame alignment).
+
+A training crop of seq_len samples starting at frame a comes with the mel frames
+[a - mel_pad, a + seq_len // hop + mel_pad): the crop's own frames plus mel_pad
+real neighbours on each side (silence, LOG_MEL_FLOOR, beyond the utterance).
+Batches depend only on (seed, step), so a resumed run sees the same data.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import os
+
+import numpy as np
+from absl import logging
+
+from subscale import audio, errors
+
+DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
+MANIFEST = "manifest.csv"
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
+SPLITS = ("train", "dev")
+# Bump when the cached arrays change meaning, so old cache files are not reused.
+_CACHE_VERSION = 1
+
+
+# eq=False: the fields hold arrays, which have no single truth value.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Utterance:
+    """One audio file, ready for cropping.
+
+    Attributes:
+      path: the audio file.
+      split: "train" or "dev".
+      samples: int16 [t], t a multiple of hop (read-only).
+      mel: float32 [t // hop, n_mels], unpadded log-mel (read-only).
+    """
+
+    path: str
+    split: str
+    samples: np.ndarray
+    mel: np.ndarray
+
+
+def list_audio(root, dev_fraction=0.05):
+    """Lists the audio files of a corpus with their split.
+
+    Args:
+      root: a manifest CSV file, a folder holding `manifest.csv` (its rows are
+        used: `file` relative to the manifest's folder, `split` train or dev),
+        or a folder searched recursively for audio files.
+      dev_fraction: without a manifest, the share of files put in dev, chosen
+        by a hash of the path relative to `root`.
+
+    Returns:
+      [(path, split)] in manifest order, or sorted by path for a folder.
+
+    Raises:
+      SubscaleError: naming the path, when it is missing, not a folder or
+        manifest, lists missing files, or holds no audio.
+    """
+    if os.path.isfile(root) and root.endswith(".csv"):
+        return _read_manifest(root)
+    if not os.path.exists(root):
+        raise errors.SubscaleError(f"{root}: no such folder")
+    if not os.path.isdir(root):
+        raise errors.SubscaleError(f"{root}: not a folder or a manifest .csv file")
+    manifest = os.path.join(root, MANIFEST)
+    if os.path.isfile(manifest):
+        return _read_manifest(manifest)
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders.sort()
+        for name in names:
+            if name.lower().endswith(AUDIO_EXTENSIONS):
+                found.append(os.path.join(folder, name))
+    if not found:
+        raise errors.SubscaleError(
+            f"{root}: no audio files ({' '.join(AUDIO_EXTENSIONS)}) found"
+        )
+    found.sort()
+    return [(path, _hash_split(path, root, dev_fraction)) for path in found]
+
+
+def _hash_split(path, root, dev_fraction):
+    """ "dev" for a stable dev_fraction share of relative paths, else "train"."""
+    relative = os.path.relpath(path, root).replace(os.sep, "/")
+    digest = hashlib.sha1(relative.encode("utf-8")).digest()
+    fraction = int.from_bytes(digest[:8], "big") / 2.0**64
+    return "dev" if fraction < dev_fraction else "train"
+
+
+def _read_manifest(manifest):
+    """[(path, split)] of the rows of a manifest CSV."""
+    folder = os.path.dirname(os.path.abspath(manifest))
+    try:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = {"file", "split"} - set(reader.fieldnames or ())
+            if missing:
+                raise errors.SubscaleError(
+                    f"{manifest}: missing column(s) {', '.join(sorted(missing))}"
+                )
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise errors.SubscaleError(f"{manifest}: cannot read the manifest ({e})") from e
+    entries = []
+    for line, row in enumerate(rows, start=2):
+        if row["split"] not in SPLITS:
+            raise errors.SubscaleError(
+                f"{manifest} line {line}: split {row['split']!r} is not train or dev"
+            )
+        entries.append((os.path.join(folder, row["file"]), row["split"]))
+    if not entries:
+        raise errors.SubscaleError(f"{manifest}: the manifest lists no files")
+    missing = [path for path, _ in entries if not os.path.isfile(path)]
+    if missing:
+        raise errors.SubscaleError(
+            f"{manifest}: {len(missing)} listed file(s) missing, first {missing[0]}"
+        )
+    return entries
+
+
+def load_corpus(
+    root,
+    mel_cfg,
+    *,
+    dev_fraction=0.05,
+    cache_dir=None,
+    splits=SPLITS,
+    min_samples=0,
+):
+    """Loads the utterances of the requested splits, with features cached.
+
+    Args:
+      root: corpus, as for `list_audio`.
+      mel_cfg: audio.MelConfig (sample rate and mel analysis).
+      dev_fraction: as for `list_audio`.
+      cache_dir: folder for per-file feature caches (.npz), or None for none.
+        A cache entry is keyed by the file's absolute path, mtime, size and
+        `mel_cfg`, so an edited file or a new config is recomputed.
+      splits: which splits to return.
+      min_samples: files shorter than this (after trimming to a multiple of
+        hop) are skipped with a warning.
+
+    Returns:
+      [Utterance] in `list_audio` order.
+
+    Raises:
+      SubscaleError: a file cannot be read, or the requested splits have no
+        file of at least `min_samples` samples.
+    """
+    entries = [(p, s) for p, s in list_audio(root, dev_fraction) if s in splits]
+    utterances = []
+    skipped = []
+    for path, split in entries:
+        samples, mel = _features(path, mel_cfg, cache_dir)
+        if samples.shape[0] < min_samples:
+            logging.warning(
+                "Skipping %s: %d samples, fewer than the %d needed.",
+                path,
+                samples.shape[0],
+                min_samples,
+            )
+            skipped.append(samples.shape[0])
+            continue
+        samples.setflags(write=False)
+        mel.setflags(write=False)
+        utterances.append(Utterance(path, split, samples, mel))
+    if not utterances:
+        wanted = " or ".join(splits)
+        if skipped:
+            raise errors.SubscaleError(
+                f"{root}: every {wanted} file is shorter than the {min_samples} "
+                f"samples needed (longest {max(skipped)})"
+            )
+        raise errors.SubscaleError(
+            f"{root}: no {wanted} files (splits come from manifest.csv if there is "
+            f"one, else from a hash with data.dev_fraction={dev_fraction})"
+        )
+    return utterances
+
+
+def _features(path, mel_cfg, cache_dir):
+    """(int16 samples [t], float32 mel [t // hop, n_mels]) of one file, cached."""
+    cache_path = None
+    if cache_dir:
+        cache_path = os.path.join(cache_dir, _cache_key(path, mel_cfg) + ".npz")
+        if os.path.isfile(cache_path):
+            try:
+                with np.load(cache_path) as cached:
+                    return cached["samples"], cached["mel"]
+            except (OSError, ValueError, KeyError) as e:
+                logging.warning("Recomputing %s: bad cache file (%s).", path, e)
+    hop = mel_cfg.hop_length
+    samples = audio.to_int16(audio.load(path, mel_cfg.sample_rate))
+    samples = samples[: samples.shape[0] // hop * hop]
+    mel = audio.mel(audio.to_float(samples), mel_cfg)
+    if cache_path is not None:
+        audio.atomic_write(
+            cache_path, lambda tmp: np.savez(tmp, samples=samples, mel=mel)
+        )
+    return samples, mel
+
+
+def _cache_key(path, mel_cfg):
+    """sha1 hex of what the cached features depend on."""
+    stat = os.stat(path)
+    key = (
+        _CACHE_VERSION,
+        os.path.abspath(path),
+        stat.st_mtime_ns,
+        stat.st_size,
+        dataclasses.astuple(mel_cfg),
+    )
+    return hashlib.sha1(repr(key).encode("utf-8")).hexdigest()
+
+
+class TrainBatches:
+    """Random training crops; batch `step` depends only on (seed, step).
+
+    Each crop picks an utterance with probability proportional to its length
+    (among those of at least seq_len samples) and a start frame a uniformly
+    among the valid ones, and returns samples [a * hop, a * hop + seq_len) with
+    mel frames [a - mel_pad, a + seq_len // hop + mel_pad).
+    """
+
+    def __init__(self, utterances, *, seq_len, batch_size, hop_length, mel_pad, seed):
+        """Precomputes the sampling tables.
+
+        Args:
+          utterances: [Utterance] to crop from.
+          seq_len: samples per crop, a multiple of hop_length.
+          batch_size: crops per batch.
+          hop_length: samples per mel frame.
+          mel_pad: neighbouring frames on each side of a crop's frames.
+          seed: seed of the data order.
+
+        Raises:
+          SubscaleError: seq_len is not a multiple of hop_length or longer than
+            every utterance.
+        """
+        _check_seq_len(seq_len, hop_length)
+        if batch_size <= 0:
+            raise errors.SubscaleError(
+                f"train.batch_size={batch_size} must be positive"
+            )
+        usable = [u for u in utterances if u.samples.shape[0] >= seq_len]
+        if not usable:
+            longest = max((u.samples.shape[0] for u in utterances), default=0)
+            raise errors.SubscaleError(
+                f"data.seq_len={seq_len} is longer than every training utterance "
+                f"(longest {longest} samples)"
+            )
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        self.hop_length = hop_length
+        self.mel_pad = mel_pad
+        self.seed = seed
+        self.frames = seq_len // hop_length
+        # All utterances end to end, so that a batch is two fancy-index gathers.
+        lengths = np.array([u.samples.shape[0] for u in usable], np.int64)
+        padded = [audio.pad_mel(u.mel, mel_pad) for u in usable]
+        mel_lengths = np.array([m.shape[0] for m in padded], np.int64)
+        self._samples = np.concatenate([u.samples for u in usable])
+        self._mel = np.concatenate(padded)
+        self._sample_offsets = np.cumsum(lengths) - lengths
+        self._mel_offsets = np.cumsum(mel_lengths) - mel_lengths
+        self._num_starts = lengths // hop_length - self.frames + 1
+        self._probs = lengths / lengths.sum()
+
+    def get(self, step):
+        """The batch of training step `step`.
+
+        Returns:
+          dict(samples=int16 [b, seq_len],
+               mel=float32 [b, seq_len // hop + 2 * mel_pad, n_mels]).
+        """
+        rng = np.random.default_rng([self.seed, int(step)])
+        which = rng.choice(len(self._probs), size=self.batch_size, p=self._probs)
+        start = rng.integers(0, self._num_starts[which])
+        first_sample = self._sample_offsets[which] + start * self.hop_length
+        first_frame = self._mel_offsets[which] + start
+        window = self.frames + 2 * self.mel_pad
+        return dict(
+            samples=self._samples[first_sample[:, None] + np.arange(self.seq_len)],
+            mel=self._mel[first_frame[:, None] + np.arange(window)],
+        )
+
+
+def _check_seq_len(seq_len, hop_length):
+    if seq_len <= 0 or seq_len % hop_length:
+        raise errors.SubscaleError(
+            f"data.seq_len={seq_len} must be a positive multiple of "
+            f"data.hop_length={hop_length}"
+        )
+
+
+def eval_crops(utterances, *, seq_len, hop_length, mel_pad, max_crops=0):
+    """Deterministic non-overlapping crops of every utterance, in file order.
+
+    Each utterance gives its consecutive crops [k * seq_len, (k + 1) * seq_len);
+    the remainder shorter than seq_len is dropped, and so is an utterance
+    shorter than seq_len.
+
+    Args:
+      utterances: [Utterance].
+      seq_len: samples per crop, a multiple of hop_length.
+      hop_length: samples per mel frame.
+      mel_pad: neighbouring frames on each side, as in TrainBatches.
+      max_crops: if > 0 and there are more crops, an evenly spaced subset of
+        this many.
+
+    Returns:
+      dict(samples=int16 [n, seq_len],
+           mel=float32 [n, seq_len // hop + 2 * mel_pad, n_mels],
+           weights=float32 [n] of ones).
+
+    Raises:
+      SubscaleError: seq_len is not a multiple of hop_length or longer than
+        every utterance.
+    """
+    _check_seq_len(seq_len, hop_length)
+    frames = seq_len // hop_length
+    samples, mels = [], []
+    for u in utterances:
+        padded = audio.pad_mel(u.mel, mel_pad)
+        for k in range(u.samples.shape[0] // seq_len):
+            samples.append(u.samples[k * seq_len : (k + 1) * seq_len])
+            mels.append(padded[k * frames : (k + 1) * frames + 2 * mel_pad])
+    if not samples:
+        raise errors.SubscaleError(
+            f"data.seq_len={seq_len} is longer than every evaluation utterance"
+        )
+    if 0 < max_crops < len(samples):
+        keep = np.linspace(0, len(samples) - 1, max_crops).round().astype(int)
+        samples = [samples[i] for i in keep]
+        mels = [mels[i] for i in keep]
+    return dict(
+        samples=np.stack(samples),
+        mel=np.stack(mels),
+        weights=np.ones(len(samples), np.float32),
+    )
+
+
+def batched(d, batch_size):
+    """Splits a dict of equal-length arrays into batches of exactly batch_size.
+
+    The last batch is filled up by repeating earlier entries with weight 0.
+
+    Args:
+      d: dict of arrays [n, ...], optionally with `weights` [n] (else ones).
+      batch_size: entries per batch.
+
+    Yields:
+      dicts with the same keys plus `weights`, arrays [batch_size, ...].
+    """
+    n = len(next(iter(d.values())))
+    weights = d.get("weights", np.ones(n, np.float32))
+    for begin in range(0, n, batch_size):
+        index = np.arange(begin, begin + batch_size)
+        real = index < n
+        index = index % n
+        batch = {key: value[index] for key, value in d.items()}
+        batch["weights"] = np.where(real, weights[index], 0.0).astype(np.float32)
+        yield batch
