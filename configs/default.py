@@ -17,8 +17,8 @@ def get_config():
     config = ml_collections.ConfigDict()
 
     config.data = data = ml_collections.ConfigDict()
-    data.train_dir = input_pipeline.DEMO_DIR  # folder of audio (recursive) or manifest.csv
-    data.eval_dir = ""  # folder to evaluate on instead of the dev split ("" = dev split)
+    data.train_dir = input_pipeline.DEMO_DIR  # audio folder (recursive) or manifest.csv
+    data.eval_dir = ""  # folder to evaluate instead of the dev split ("" = dev)
     data.sample_rate = 16_000  # Hz; every file is resampled to this rate
     data.n_mels = 80  # mel bands of the conditioning features
     data.hop_length = 200  # samples per mel frame (12.5 ms at 16 kHz)
@@ -61,7 +61,7 @@ def get_config():
 
     config.sampling = sampling = ml_collections.ConfigDict()
     sampling.temperature = 1.0  # softmax temperature when sampling
-    sampling.noise = "uniform"  # "uniform": inverse-CDF from pre-drawn uniforms; "gumbel"
+    sampling.noise = "uniform"  # "uniform" (inverse CDF, pre-drawn) or "gumbel"
     sampling.sparse = "auto"  # block-sparse matmuls: "auto", "on" or "off"
 
     config.sparsity = sparsity = ml_collections.ConfigDict()
@@ -69,7 +69,7 @@ def get_config():
     sparsity.start_step = 1_000  # t0: first pruning step
     sparsity.ramp_steps = 200_000  # S: steps of the cubic ramp
     sparsity.every_steps = 500  # mask update interval
-    sparsity.block_shape = (16, 1)  # block of W[out, in] as in the paper: 16x1 = 16 outputs, 1 input
+    sparsity.block_shape = (16, 1)  # block of W[out, in] (paper: 16x1 = 16 outputs)
     sparsity.prune = ("R",)  # matrices to prune: R, O1, O2, O3, O4, context
 
     return config

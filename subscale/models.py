@@ -25,13 +25,15 @@ applies it to the coarse half, samples c_t, then to the fine half.
 
 Mel conditioning (our design, PAPER.md leaves it open): log-mel frames are
 normalised, passed through two VALID convolutions over frames (kernel 3, ReLU)
-and a linear layer, giving `cond_channels` features per frame. The model takes
+and a linear layer, giving `cond_channels` features per frame, which enter the
+gates through their own input matrix I_cond. The model takes
 `MEL_PAD` = 3 real neighbouring frames on each side of the frames it conditions:
 the two convolutions consume two, and the third lets the upsampler interpolate
 across the first and last frame. Upsampling to the sample rate is linear
 interpolation between frame centres (frame j covers samples [j*hop, (j+1)*hop)),
-done by gathering two frames per sample, so the sampler can upsample one sample
-at a time without materialising the whole upsampled sequence.
+done by gathering two frames per sample. Interpolation and I_cond are both
+linear, so the sampler projects the frames once (f x 3H, not t x 3H) and
+interpolates the projected frames one sample at a time.
 
 Subscale context network (our design, the "factored" option of PAPER.md
 section 6). A summary of row z at column k looks at that row's last
@@ -174,25 +176,31 @@ class ContextNet(nn.Module):
         cfg = self.cfg
         self.summary_kernel = self.param(
             "summary_kernel",
-            nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
-                                             in_axis=(0, 1), out_axis=2),
+            nn.initializers.variance_scaling(
+                1.0, "fan_in", "truncated_normal", in_axis=(0, 1), out_axis=2
+            ),
             (cfg.window, 2, cfg.context_summary),
             cfg.param_dtype,
         )
         self.summary_bias = self.param(
-            "summary_bias", nn.initializers.zeros, (cfg.context_summary,),
+            "summary_bias",
+            nn.initializers.zeros,
+            (cfg.context_summary,),
             cfg.param_dtype,
         )
         self.mix = self.param(
             "mix",
-            nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal",
-                                             in_axis=(0, 1), out_axis=2),
+            nn.initializers.variance_scaling(
+                1.0, "fan_in", "truncated_normal", in_axis=(0, 1), out_axis=2
+            ),
             (cfg.subscale_factor - 1, cfg.context_summary, cfg.context_channels),
             cfg.param_dtype,
         )
         self.row_embed = self.param(
-            "row_embed", nn.initializers.normal(0.1),
-            (cfg.subscale_factor, cfg.context_channels), cfg.param_dtype,
+            "row_embed",
+            nn.initializers.normal(0.1),
+            (cfg.subscale_factor, cfg.context_channels),
+            cfg.param_dtype,
         )
 
     def summarize_rows(self, rows):
@@ -219,7 +227,8 @@ class ContextNet(nn.Module):
         """Summary of one window per row (sampling): [r, Lw, 2] -> [r, d]."""
         cfg = self.cfg
         out = jnp.einsum(
-            "rwc,wcd->rd", window.astype(cfg.dtype),
+            "rwc,wcd->rd",
+            window.astype(cfg.dtype),
             self.summary_kernel.astype(cfg.dtype),
         )
         return nn.relu(out + self.summary_bias.astype(cfg.dtype))
@@ -275,22 +284,41 @@ class WaveRNNCell(nn.Module):
         cfg = self.cfg
         h = cfg.hidden_size
         kw = dict(dtype=cfg.dtype, param_dtype=cfg.param_dtype)
-        self.R = self.param("R", nn.initializers.orthogonal(), (h, 3 * h),
-                            cfg.param_dtype)
-        self.R_bias = self.param("R_bias", nn.initializers.zeros, (3 * h,),
-                                 cfg.param_dtype)
+        self.R = self.param(
+            "R", nn.initializers.orthogonal(), (h, 3 * h), cfg.param_dtype
+        )
+        self.R_bias = self.param(
+            "R_bias", nn.initializers.zeros, (3 * h,), cfg.param_dtype
+        )
         self.I = nn.Dense(3 * h, **kw)
-        self.I_coarse = self.param("I_coarse", nn.initializers.normal(0.5),
-                                   (3, h // 2), cfg.param_dtype)
+        self.I_cond = nn.Dense(3 * h, use_bias=False, **kw)
+        if cfg.has_context:
+            self.I_context = nn.Dense(3 * h, use_bias=False, **kw)
+        self.I_coarse = self.param(
+            "I_coarse", nn.initializers.normal(0.5), (3, h // 2), cfg.param_dtype
+        )
         self.O1 = nn.Dense(h // 2, **kw)
         self.O2 = nn.Dense(NUM_CLASSES, **kw)
         self.O3 = nn.Dense(h // 2, **kw)
         self.O4 = nn.Dense(NUM_CLASSES, **kw)
 
-    def input_projection(self, inputs):
-        """I x for x = [c_{t-1}, f_{t-1}, conditioning]: [..., k] -> [..., 3, H]."""
-        ih = self.I(inputs.astype(self.cfg.dtype))
+    def input_projection(self, prev, cond_ih, context=None):
+        """I x: the input contributions to the gates, [..., 3, H].
+
+        Args:
+          prev: [..., 2] scaled [c_{t-1}, f_{t-1}].
+          cond_ih: [..., 3H] the projected mel conditioning, `cond_projection`.
+          context: [..., context_channels] subscale context (B > 1).
+        """
+        ih = self.I(prev.astype(self.cfg.dtype)) + cond_ih
+        if context is not None:
+            ih = ih + self.I_context(context)
         return ih.reshape(ih.shape[:-1] + (3, self.cfg.hidden_size))
+
+    def cond_projection(self, cond):
+        """I_cond c: [..., cond_channels] -> [..., 3H]. Linear, so projecting frame
+        features and then interpolating equals interpolating and projecting."""
+        return self.I_cond(cond)
 
     def recurrent_projection(self, h):
         """R h + R_bias: [..., H] -> [..., 3, H]."""
@@ -386,10 +414,9 @@ class SubscaleWaveRNN(nn.Module):
         frame_cond = self.conditioner(mel)
         times = jnp.broadcast_to(jnp.arange(t), (b, t))
         cond = upsample(frame_cond, jnp.arange(b)[:, None], times, cfg.hop_length)
-        parts = [prev, folding.fold(cond, factor, axis=1)]
-        if cfg.has_context:
-            parts.append(self.context(grid))
-        ih = self.cell.input_projection(jnp.concatenate(parts, axis=-1))
+        cond_ih = self.cell.cond_projection(folding.fold(cond, factor, axis=1))
+        context = self.context(grid) if cfg.has_context else None
+        ih = self.cell.input_projection(prev, cond_ih, context)
         n = t // factor
         h = cfg.hidden_size
         states = self.cell.run(
@@ -406,8 +433,11 @@ class SubscaleWaveRNN(nn.Module):
     # The sampler's pieces. `sampling.py` calls them one scan step at a time.
 
     def frame_conditioning(self, mel):
-        """[N, f + 2 * MEL_PAD, n_mels] -> [N, f + 2, cond_channels]."""
-        return self.conditioner(mel)
+        """Projected conditioning per frame, interpolated by the sampler per sample.
+
+        [N, f + 2 * MEL_PAD, n_mels] -> [N, f + 2, 3H].
+        """
+        return self.cell.cond_projection(self.conditioner(mel))
 
     def summarize(self, window):
         """Context summary of each row's newest window: [r, Lw, 2] -> [r, d]."""
@@ -417,21 +447,28 @@ class SubscaleWaveRNN(nn.Module):
         """Context of each row from earlier rows' summaries (see ContextNet)."""
         return self.context.mix_rows(by_offset, rows)
 
-    def step(self, h, inputs, draw):
+    def step(self, h, prev, cond_ih, context, draw, rh=None):
         """One sampling step for a batch of rows: coarse, then fine.
 
         Args:
           h: [r, H] states.
-          inputs: [r, k] = [c_{t-1}, f_{t-1}] scaled, conditioning, context.
+          prev: [r, 2] scaled [c_{t-1}, f_{t-1}].
+          cond_ih: [r, 3H] projected mel conditioning at each row's sample.
+          context: [r, context_channels] or None (B = 1).
           draw: function (logits [r, 256], part) -> classes int32 [r]; part is 0
             for coarse and 1 for fine.
+          rh: optional precomputed R h + R_bias [r, 3H] (the block-sparse path
+            of `sparsity.py` computes it from packed blocks).
 
         Returns:
           (new state [r, H], coarse [r], fine [r], coarse logits, fine logits).
         """
         half = self.cfg.hidden_size // 2
-        ih = self.cell.input_projection(inputs)
-        rh = self.cell.recurrent_projection(h)
+        ih = self.cell.input_projection(prev, cond_ih, context)
+        if rh is None:
+            rh = self.cell.recurrent_projection(h)
+        else:
+            rh = rh.reshape(rh.shape[:-1] + (3, self.cfg.hidden_size))
         h_c = gru_update(h[..., :half], rh[..., :half], ih[..., :half])
         logits_c = self.cell.coarse_logits(h_c)
         coarse = draw(logits_c, 0)

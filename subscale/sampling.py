@@ -40,7 +40,7 @@ NOISE_KINDS = ("uniform", "gumbel")
 class Plan:
     """Static geometry of one generation and the per-row constants."""
 
-    frame_cond: jax.Array  # [N, f + 2, C]
+    frame_cond: jax.Array  # [N, f + 2, 3H] projected conditioning per frame
     row: jax.Array  # [R] subscale row s of each row
     utterance: jax.Array  # [R] utterance of each row
     row_length: jax.Array  # [R] valid columns of each row
@@ -125,11 +125,11 @@ def init_carry(cfg, num_rows):
     return Carry(
         h=jnp.zeros((num_rows, cfg.hidden_size), cfg.dtype),
         prev=jnp.zeros((num_rows, 2), cfg.dtype),
-        window=jnp.zeros((num_rows, cfg.window if cfg.has_context else 0, 2),
-                         cfg.dtype),
+        window=jnp.zeros(
+            (num_rows, cfg.window if cfg.has_context else 0, 2), cfg.dtype
+        ),
         ring=jnp.zeros(
-            (num_rows, cfg.ring_size if cfg.has_context else 0,
-             cfg.context_summary),
+            (num_rows, cfg.ring_size if cfg.has_context else 0, cfg.context_summary),
             cfg.dtype,
         ),
     )
@@ -201,20 +201,24 @@ def make_step(model, params, plan, temperature, noise):
         started = i >= 0
         active = started & (i < plan.row_length)
         times = folding.original_time(plan.row, jnp.maximum(i, 0), factor)
-        cond = models.upsample(plan.frame_cond, plan.utterance, times, cfg.hop_length)
-        parts = [carry.prev, cond.astype(cfg.dtype)]
+        cond_ih = models.upsample(
+            plan.frame_cond, plan.utterance, times, cfg.hop_length
+        )
+        context = None
         if cfg.has_context:
             slot = jnp.remainder(i + horizon, cfg.ring_size)
             source = rows[:, None] - offsets[None, :]
             earlier = (plan.row[:, None] - offsets[None, :]) >= 0
             by_offset = carry.ring[jnp.maximum(source, 0), slot[:, None]]
             by_offset = by_offset * earlier[..., None]
-            parts.append(apply(by_offset, plan.row, method="mix"))
+            context = apply(by_offset, plan.row, method="mix")
 
         if noise == "uniform":
+
             def draw(logits, part):
                 return draw_inverse_cdf(logits, u[:, part], temperature)
         else:
+
             def draw(logits, part):
                 keys = jax.vmap(
                     lambda k, s: jax.random.fold_in(
@@ -224,7 +228,7 @@ def make_step(model, params, plan, temperature, noise):
                 return jax.vmap(draw_gumbel, (0, 0, None))(logits, keys, temperature)
 
         h, coarse, fine, logits_c, logits_f = apply(
-            carry.h, jnp.concatenate(parts, axis=-1), draw, method="step"
+            carry.h, carry.prev, cond_ih, context, draw, method="step"
         )
         log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
         x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
@@ -273,8 +277,7 @@ def to_waveforms(cfg, plan, by_step, frames):
     return folding.unfold(grid, axis=1)[:, : frames * cfg.hop_length]
 
 
-def generate(model, params, mel, key, lengths=None, temperature=1.0,
-             noise="uniform"):
+def generate(model, params, mel, key, lengths=None, temperature=1.0, noise="uniform"):
     """Samples waveforms for a batch of mel sequences (traceable, not jitted).
 
     Args:
@@ -325,8 +328,7 @@ def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
             mel = mel[None]
             key = key[None]
             lengths = None
-        samples, log_p = generate(model, params, mel, key, lengths, temperature,
-                                  noise)
+        samples, log_p = generate(model, params, mel, key, lengths, temperature, noise)
         if single:
             samples, log_p = samples[0], log_p[0]
         return (samples, log_p) if with_log_probs else samples

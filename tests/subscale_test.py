@@ -57,8 +57,10 @@ def test_parameter_shapes_and_count():
     assert cell["O1"]["kernel"].shape == (h // 2, h // 2)
     assert cell["O2"]["kernel"].shape == (h // 2, models.NUM_CLASSES)
     assert cell["O4"]["kernel"].shape == (h // 2, models.NUM_CLASSES)
-    # [prev coarse, prev fine] + mel conditioning + context.
-    assert cell["I"]["kernel"].shape == (2 + 8 + 7, 3 * h)
+    # [prev coarse, prev fine], mel conditioning and context enter the gates.
+    assert cell["I"]["kernel"].shape == (2, 3 * h)
+    assert cell["I_cond"]["kernel"].shape == (8, 3 * h)
+    assert cell["I_context"]["kernel"].shape == (7, 3 * h)
     ctx = params["context"]
     assert ctx["summary_kernel"].shape == (cfg.window, 2, 6)
     assert ctx["mix"].shape == (3, 6, 7)
@@ -71,11 +73,14 @@ def test_parameter_shapes_and_count():
 
 
 def test_wavernn_896_has_paper_size():
-    cfg = models.ModelConfig(hidden_size=896, cond_channels=128, n_mels=80,
-                             hop_length=200)
+    cfg = models.ModelConfig(
+        hidden_size=896, cond_channels=128, n_mels=80, hop_length=200
+    )
     model = models.SubscaleWaveRNN(cfg)
     shapes = jax.eval_shape(
-        model.init, jax.random.PRNGKey(0), jnp.zeros((1, 400), jnp.int16),
+        model.init,
+        jax.random.PRNGKey(0),
+        jnp.zeros((1, 400), jnp.int16),
         jnp.zeros((1, 2 + 2 * models.MEL_PAD, 80)),
     )["params"]
     count = models.param_count(shapes)
@@ -87,8 +92,9 @@ def test_log_probs_shape_and_normalisation():
     lp = model.apply({"params": params}, samples, padded)
     assert lp.shape == samples.shape
     assert np.all(np.asarray(lp) <= 0)
-    logits_c, logits_f = model.apply({"params": params}, samples, padded,
-                                     method="logits")
+    logits_c, logits_f = model.apply(
+        {"params": params}, samples, padded, method="logits"
+    )
     assert logits_c.shape == samples.shape + (256,)
     coarse, fine = audio.split(samples)
     expected = (
@@ -101,18 +107,20 @@ def test_log_probs_shape_and_normalisation():
 def test_coarse_logits_do_not_see_current_coarse_but_fine_do():
     cfg, model, params, samples, _, padded = setup()
     t = 20
-    base_c, base_f = model.apply({"params": params}, samples, padded,
-                                 method="logits")
+    base_c, base_f = model.apply({"params": params}, samples, padded, method="logits")
     coarse, fine = audio.split(samples)
     changed = samples.at[0, t].set(audio.join(coarse[0, t] ^ 0x55, fine[0, t]))
     new_c, new_f = model.apply({"params": params}, changed, padded, method="logits")
     np.testing.assert_array_equal(new_c[0, t], base_c[0, t])
     assert np.abs(new_f[0, t] - base_f[0, t]).max() > 1e-4
+
     # And with gradients: d coarse logits[t] / d c_t is zero through the mask.
     def coarse_logit_sum(c_scaled):
-        x = model.apply({"params": params}, c_scaled, method=lambda m, c: (
-            m.cell.coarse_input(c)))
+        x = model.apply(
+            {"params": params}, c_scaled, method=lambda m, c: m.cell.coarse_input(c)
+        )
         return x.sum()
+
     assert coarse_logit_sum(jnp.float32(0.3)) != 0  # I* exists and feeds fine
 
 
@@ -184,8 +192,9 @@ def test_context_network_reads_exactly_its_window(factor, horizon, lookback):
             np.testing.assert_array_equal(reads[s, i], window, err_msg=f"{(s, i)}")
 
 
-@pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (2, 1, 2), (4, 2, 3),
-                                                     (16, 1, 2)])
+@pytest.mark.parametrize(
+    "factor,horizon,lookback", [(1, 0, 0), (2, 1, 2), (4, 2, 3), (16, 1, 2)]
+)
 def test_train_equals_sample(factor, horizon, lookback):
     cfg, model, params, _, mel, _ = setup(factor, horizon, lookback, 96)
     sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
@@ -220,8 +229,9 @@ def sequential_reference(cfg, model, params, mel, uniforms):
     factor, horizon = cfg.subscale_factor, cfg.future_horizon
     length = mel.shape[0] * HOP
     padded = sampling.pad_frames(mel[None], jnp.array([mel.shape[0]]))
-    logits = jax.jit(lambda s: model.apply({"params": params}, s, padded,
-                                           method="logits"))
+    logits = jax.jit(
+        lambda s: model.apply({"params": params}, s, padded, method="logits")
+    )
     wave = np.zeros(length, np.int16)
     cols = folding.num_columns(length, factor)
     for t in range(folding.num_steps(cols, factor, horizon)):
@@ -245,8 +255,7 @@ def test_wavefront_equals_sequential_reference(factor, horizon, lookback):
     key = jax.random.PRNGKey(11)
     sample_fn = sampling.make_sample_fn(cfg)
     fast = np.asarray(sample_fn(params, mel[0], key))
-    plan = sampling.make_plan(model, params, mel, key[None],
-                              jnp.array([mel.shape[1]]))
+    plan = sampling.make_plan(model, params, mel, key[None], jnp.array([mel.shape[1]]))
     uniforms = np.asarray(sampling.step_uniforms(plan, factor, 0, plan.steps))
     slow = sequential_reference(cfg, model, params, mel[0], uniforms)
     np.testing.assert_array_equal(fast, slow)
@@ -278,10 +287,11 @@ def test_subscale_factor_one_is_the_plain_sampler():
     for t in range(32):
         cond = models.upsample(plan.frame_cond, jnp.zeros(1, int), jnp.array([t]), HOP)
         draw = lambda logits, part, t=t: sampling.draw_inverse_cdf(  # noqa: E731
-            logits, u[t, :, part], 1.0)
-        h, c, f, _, _ = model.apply({"params": params}, h,
-                                    jnp.concatenate([prev, cond], -1), draw,
-                                    method="step")
+            logits, u[t, :, part], 1.0
+        )
+        h, c, f, _, _ = model.apply(
+            {"params": params}, h, prev, cond, None, draw, method="step"
+        )
         prev = jnp.stack([audio.scale(c), audio.scale(f)], -1)
         out.append(int(audio.join(c, f)[0]))
     np.testing.assert_array_equal(fast, np.array(out, np.int16))
@@ -289,10 +299,12 @@ def test_subscale_factor_one_is_the_plain_sampler():
 
 def test_temperature_and_noise_options():
     cfg, model, params, _, mel, _ = setup(2, 1, 1, 32)
-    cold = sampling.make_sample_fn(cfg)(params, mel[0], jax.random.PRNGKey(0),
-                                        temperature=0.05)
-    gumbel = sampling.make_sample_fn(cfg, noise="gumbel")(params, mel[0],
-                                                           jax.random.PRNGKey(0))
+    cold = sampling.make_sample_fn(cfg)(
+        params, mel[0], jax.random.PRNGKey(0), temperature=0.05
+    )
+    gumbel = sampling.make_sample_fn(cfg, noise="gumbel")(
+        params, mel[0], jax.random.PRNGKey(0)
+    )
     assert cold.shape == gumbel.shape == (32,)
     with pytest.raises(ValueError, match="noise"):
         sampling.make_sample_fn(cfg, noise="bogus")
