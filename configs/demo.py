@@ -1,0 +1,29 @@
+r"""Demo WaveRNN: small enough to train on 2 CPU cores in about 15 minutes.
+
+Trains on the embedded demo corpus (`subscale/demo_data`, 197 s of speech).
+
+Run:
+  python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo
+  python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo \
+      --mode=vocode --output=/tmp/demo/vocoded \
+      --input=subscale/demo_data/train/en_US_f_Allison/vm-tomakecall.flac
+"""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.model.hidden_size = 256  # small GRU state: fast on a CPU
+    config.model.cond_channels = 64  # mel conditioning width
+    config.data.seq_len = 1_600  # 100 ms crops
+    config.train.batch_size = 16  # crops per step
+    config.train.num_steps = 1_000  # about 15 minutes on 2 cores
+    config.train.learning_rate = 1e-3  # high: the budget is short
+    config.train.warmup_steps = 50  # short warm-up
+    config.train.checkpoint_every_steps = 200  # a kill loses at most 200 steps
+    config.train.log_every_steps = 25  # metrics cadence
+    config.train.eval_every_steps = 250  # dev NLL cadence
+    config.train.eval_crops = 64  # dev crops per evaluation
+    config.train.vocode_every_steps = 500  # dev clip wav + PNG cadence
+    return config

@@ -1,0 +1,221 @@
+r"""Sampling speed: samples per second of the jitted sampler, with a breakdown.
+
+Prints one JSON line per configuration. All configurations run in one process,
+round-robin over `--repeats` rounds, so ratios between them are measured side by
+side; each figure is the median over the rounds.
+
+The breakdown times three partial scans of the same number of steps, each
+holding only one part of the step: `cell` (R h, the input projections and the
+two gate updates), `context` (ring-buffer gather, row mix, window summary and
+ring update; B > 1 only) and `output` (O1..O4 and drawing the two classes).
+They add up to roughly the full step; the rest is per-step bookkeeping.
+
+Run:
+  python experiments/benchmark_sampling.py --hidden_size=896 --seconds=10 \
+      --factors=1,2,4,8,16 --repeats=3
+"""
+
+import functools
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app
+from absl import flags
+
+from subscale import models
+from subscale import sampling
+
+FLAGS = flags.FLAGS
+flags.DEFINE_integer("hidden_size", 896, "GRU state size.")
+flags.DEFINE_float("seconds", 10.0, "Seconds of 16 kHz audio per utterance.")
+flags.DEFINE_list("factors", ["1", "2", "4", "8", "16"], "Subscale factors B.")
+flags.DEFINE_list("batches", ["1"], "Utterances N generated together.")
+flags.DEFINE_integer("future_horizon", 16, "F for B > 1.")
+flags.DEFINE_integer("lookback", 32, "W for B > 1.")
+flags.DEFINE_integer("cond_channels", 128, "Mel conditioning width.")
+flags.DEFINE_integer("context_summary", 64, "Context summary width.")
+flags.DEFINE_integer("context_channels", 128, "Context network output width.")
+flags.DEFINE_enum("noise", "uniform", sampling.NOISE_KINDS, "Noise kind.")
+flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
+flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
+
+SAMPLE_RATE = 16_000
+HOP = 200
+N_MELS = 80
+
+
+def model_config(factor):
+    return models.ModelConfig(
+        hidden_size=FLAGS.hidden_size,
+        cond_channels=FLAGS.cond_channels,
+        n_mels=N_MELS,
+        hop_length=HOP,
+        subscale_factor=factor,
+        future_horizon=FLAGS.future_horizon if factor > 1 else 0,
+        lookback=FLAGS.lookback if factor > 1 else 0,
+        context_summary=FLAGS.context_summary,
+        context_channels=FLAGS.context_channels,
+    )
+
+
+def init_params(cfg, key):
+    model = models.SubscaleWaveRNN(cfg)
+    samples = jnp.zeros((1, cfg.subscale_factor * HOP), jnp.int16)
+    mel = jnp.zeros((1, cfg.subscale_factor + 2 * models.MEL_PAD, N_MELS))
+    return model, model.init(key, samples, mel)["params"]
+
+
+def timed(fn, *args):
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - start
+
+
+def partial_scans(model, params, rows, steps):
+    """Jitted scans holding one part of the sampling step each."""
+    cfg = model.cfg
+    half = cfg.hidden_size // 2
+    apply = functools.partial(model.apply, {"params": params})
+    h0 = jnp.full((rows, cfg.hidden_size), 0.1, cfg.dtype)
+    cond = jnp.full((rows, 3 * cfg.hidden_size), 0.01, cfg.dtype)
+    ctx = (
+        jnp.zeros((rows, cfg.context_channels), cfg.dtype) if cfg.has_context else None
+    )
+    prev = jnp.zeros((rows, 2), cfg.dtype)
+
+    def cell_body(h, _):
+        ih = apply(prev, cond, ctx, method=lambda m, *a: m.cell.input_projection(*a))
+        rh = apply(h, method=lambda m, x: m.cell.recurrent_projection(x))
+        h_c = models.gru_update(h[:, :half], rh[..., :half], ih[..., :half])
+        h_f = models.gru_update(h[:, half:], rh[..., half:], ih[..., half:])
+        return jnp.concatenate([h_c, h_f], -1), None
+
+    def output_body(h, u):
+        lc = apply(h[:, :half], method=lambda m, x: m.cell.coarse_logits(x))
+        c = sampling.draw_inverse_cdf(lc, u, 1.0)
+        lf = apply(h[:, half:], method=lambda m, x: m.cell.fine_logits(x))
+        f = sampling.draw_inverse_cdf(lf, u, 1.0)
+        return h + (c + f)[:, None].astype(h.dtype) * 1e-9, None
+
+    scans = {
+        "cell": jax.jit(lambda h: jax.lax.scan(cell_body, h, None, length=steps)[0]),
+        "output": jax.jit(
+            lambda h: jax.lax.scan(
+                output_body, h, jnp.full((steps, rows), 0.5, jnp.float32)
+            )[0]
+        ),
+    }
+    if cfg.has_context:
+        offsets = jnp.arange(1, cfg.subscale_factor)
+        row = jnp.arange(rows) % cfg.subscale_factor
+        index = jnp.arange(rows)
+
+        def context_body(carry, t):
+            window, ring = carry
+            slot = jnp.remainder(t - row * (cfg.future_horizon + 1), cfg.ring_size)
+            source = jnp.maximum(index[:, None] - offsets[None, :], 0)
+            by_offset = ring[source, slot[:, None]]
+            mixed = apply(by_offset, row, method="mix")
+            x = mixed[:, :2]
+            window = jnp.concatenate([window[:, 1:], x[:, None]], axis=1)
+            summary = apply(window, method="summarize")
+            ring = ring.at[index, slot].set(summary)
+            return (window, ring), None
+
+        carry0 = (
+            jnp.zeros((rows, cfg.window, 2), cfg.dtype),
+            jnp.zeros((rows, cfg.ring_size, cfg.context_summary), cfg.dtype),
+        )
+        scans["context"] = jax.jit(
+            lambda c: jax.lax.scan(context_body, c, jnp.arange(steps))[0]
+        )
+        scans["context_args"] = carry0
+    return scans, h0
+
+
+def main(argv):
+    del argv
+    device = f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}"
+    frames = int(FLAGS.seconds * SAMPLE_RATE) // HOP
+    cases = []
+    for factor in map(int, FLAGS.factors):
+        for batch in map(int, FLAGS.batches):
+            cfg = model_config(factor)
+            model, params = init_params(cfg, jax.random.PRNGKey(0))
+            sample_fn = sampling.make_sample_fn(cfg, noise=FLAGS.noise)
+            mel = jnp.full((batch, frames, N_MELS), -4.0)
+            if batch == 1:
+                mel = mel[0]
+            key = jax.random.PRNGKey(1)
+            start = time.perf_counter()
+            compiled = sample_fn.lower(params, mel, key).compile()
+            compile_s = time.perf_counter() - start
+            steps = sampling.make_plan(
+                model,
+                params,
+                jnp.zeros((1, frames, N_MELS)),
+                key[None],
+                jnp.array([frames]),
+            ).steps
+            case = dict(
+                cfg=cfg,
+                batch=batch,
+                fn=compiled,
+                args=(params, mel, key),
+                compile_s=compile_s,
+                steps=steps,
+                times=[],
+                parts={},
+            )
+            if FLAGS.breakdown:
+                scans, h0 = partial_scans(model, params, batch * factor, steps)
+                case["scans"] = scans
+                case["h0"] = h0
+            cases.append(case)
+    for _ in range(FLAGS.repeats):
+        for case in cases:
+            case["times"].append(timed(case["fn"], *case["args"]))
+            for name, scan in case.get("scans", {}).items():
+                if name == "context_args":
+                    continue
+                arg = case["scans"]["context_args"] if name == "context" else case["h0"]
+                case["parts"].setdefault(name, []).append(timed(scan, arg))
+    for case in cases:
+        cfg = case["cfg"]
+        seconds = statistics.median(case["times"])
+        total = case["batch"] * frames * HOP
+        parts = {
+            f"{name}_ms_per_step": round(
+                1e3 * statistics.median(ts[1:] or ts) / case["steps"], 4
+            )
+            for name, ts in case["parts"].items()
+        }
+        print(
+            json.dumps(
+                dict(
+                    hidden_size=cfg.hidden_size,
+                    subscale_factor=cfg.subscale_factor,
+                    future_horizon=cfg.future_horizon,
+                    lookback=cfg.lookback,
+                    batch=case["batch"],
+                    seconds_of_audio=FLAGS.seconds * case["batch"],
+                    noise=FLAGS.noise,
+                    steps=case["steps"],
+                    compile_s=round(case["compile_s"], 2),
+                    run_s=round(seconds, 3),
+                    step_ms=round(1e3 * seconds / case["steps"], 4),
+                    samples_per_second=round(total / seconds, 1),
+                    real_time_factor=round(total / seconds / SAMPLE_RATE, 3),
+                    device=device,
+                    **parts,
+                )
+            ),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)
