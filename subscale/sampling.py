@@ -185,8 +185,12 @@ def _log_prob_of(logits, classes):
     return jnp.take_along_axis(log_p, classes[:, None], axis=-1)[:, 0]
 
 
-def make_step(model, params, plan, temperature, noise):
-    """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs))."""
+def make_step(model, params, plan, temperature, noise, with_log_probs=True):
+    """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs)).
+
+    Without `with_log_probs` the second output is empty, which saves two
+    log-softmaxes per step.
+    """
     cfg = model.cfg
     factor = cfg.subscale_factor
     horizon = cfg.future_horizon
@@ -230,7 +234,6 @@ def make_step(model, params, plan, temperature, noise):
         h, coarse, fine, logits_c, logits_f = apply(
             carry.h, carry.prev, cond_ih, context, draw, method="step"
         )
-        log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
         x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
         x = (x * active[:, None]).astype(cfg.dtype)
         new = Carry(
@@ -250,14 +253,19 @@ def make_step(model, params, plan, temperature, noise):
             )
             new = new.replace(window=window, ring=ring)
         sample = jnp.where(active, audio.join(coarse, fine), 0).astype(jnp.int16)
+        if not with_log_probs:
+            return new, (sample, jnp.zeros((0,), jnp.float32))
+        log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
         return new, (sample, jnp.where(active, log_p, 0.0))
 
     return step
 
 
-def run_steps(model, params, plan, carry, first, count, temperature, noise):
+def run_steps(
+    model, params, plan, carry, first, count, temperature, noise, with_log_probs=True
+):
     """Runs scan steps [first, first + count); returns (carry, samples, log-probs)."""
-    step = make_step(model, params, plan, temperature, noise)
+    step = make_step(model, params, plan, temperature, noise, with_log_probs)
     ts = jnp.arange(first, first + count)
     if noise == "uniform":
         u = step_uniforms(plan, model.cfg.subscale_factor, first, count)
@@ -277,7 +285,16 @@ def to_waveforms(cfg, plan, by_step, frames):
     return folding.unfold(grid, axis=1)[:, : frames * cfg.hop_length]
 
 
-def generate(model, params, mel, key, lengths=None, temperature=1.0, noise="uniform"):
+def generate(
+    model,
+    params,
+    mel,
+    key,
+    lengths=None,
+    temperature=1.0,
+    noise="uniform",
+    with_log_probs=True,
+):
     """Samples waveforms for a batch of mel sequences (traceable, not jitted).
 
     Args:
@@ -288,6 +305,7 @@ def generate(model, params, mel, key, lengths=None, temperature=1.0, noise="unif
       lengths: int [N] frames per utterance (default: all f).
       temperature: softmax temperature.
       noise: "uniform" (inverse CDF) or "gumbel".
+      with_log_probs: also compute the log-probabilities (else they are None).
 
     Returns:
       (int16 [N, f * hop] samples, float32 [N, f * hop] log-probs in nats at
@@ -298,13 +316,13 @@ def generate(model, params, mel, key, lengths=None, temperature=1.0, noise="unif
     plan = make_plan(model, params, mel, key, lengths)
     carry = init_carry(model.cfg, plan.row.shape[0])
     _, samples, log_p = run_steps(
-        model, params, plan, carry, 0, plan.steps, temperature, noise
+        model, params, plan, carry, 0, plan.steps, temperature, noise, with_log_probs
     )
     frames = mel.shape[1]
-    return (
-        to_waveforms(model.cfg, plan, samples, frames),
-        to_waveforms(model.cfg, plan, log_p, frames),
-    )
+    samples = to_waveforms(model.cfg, plan, samples, frames)
+    if not with_log_probs:
+        return samples, None
+    return samples, to_waveforms(model.cfg, plan, log_p, frames)
 
 
 def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
@@ -328,9 +346,13 @@ def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
             mel = mel[None]
             key = key[None]
             lengths = None
-        samples, log_p = generate(model, params, mel, key, lengths, temperature, noise)
+        samples, log_p = generate(
+            model, params, mel, key, lengths, temperature, noise, with_log_probs
+        )
+        if not with_log_probs:
+            return samples[0] if single else samples
         if single:
-            samples, log_p = samples[0], log_p[0]
-        return (samples, log_p) if with_log_probs else samples
+            return samples[0], log_p[0]
+        return samples, log_p
 
     return sample_fn
