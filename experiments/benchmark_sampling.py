@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from absl import app
 from absl import flags
 
+from subscale import folding
 from subscale import models
 from subscale import sampling
 
@@ -153,13 +154,11 @@ def main(argv):
             start = time.perf_counter()
             compiled = sample_fn.lower(params, mel, key).compile()
             compile_s = time.perf_counter() - start
-            steps = sampling.make_plan(
-                model,
-                params,
-                jnp.zeros((1, frames, N_MELS)),
-                key[None],
-                jnp.array([frames]),
-            ).steps
+            steps = folding.num_steps(
+                folding.num_columns(frames * HOP, factor),
+                factor,
+                cfg.future_horizon,
+            )
             case = dict(
                 cfg=cfg,
                 batch=batch,

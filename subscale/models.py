@@ -130,22 +130,31 @@ def gru_update(h, rh, ih):
     return u * h + (1.0 - u) * e
 
 
-def upsample(frame_cond, utterance, times, hop_length):
+def upsample(frame_cond, utterance, times, hop_length, frame_offset=0):
     """Linear interpolation of frame features at sample times.
 
+    Frame j covers samples [j * hop, (j + 1) * hop) and sits at its centre. The
+    position is computed from the quotient and remainder of the time by the hop,
+    so it is exact for any length and does not depend on `frame_offset`.
+
     Args:
-      frame_cond: [N, f + 2, c] features of frames -1 .. f (see MelConditioner).
+      frame_cond: [N, m, c] features of (shifted) frames frame_offset ..
+        frame_offset + m - 1, where shifted frame j + 1 is frame j (index 0 is
+        frame -1; see MelConditioner).
       utterance: integer index into N for every entry of `times` (broadcasts).
       times: integer sample indices in [0, f * hop).
       hop_length: samples per frame.
+      frame_offset: shifted frame index of frame_cond[:, 0].
 
     Returns:
       [*times.shape, c] features at those samples.
     """
-    pos = (times.astype(jnp.float32) + 0.5) / hop_length + 0.5
+    quotient = times // hop_length
+    frac = (times % hop_length + 0.5) / hop_length + 0.5  # in (0.5, 1.5)
+    step = jnp.floor(frac)
     last = frame_cond.shape[-2] - 2
-    lo = jnp.clip(jnp.floor(pos).astype(jnp.int32), 0, last)
-    w = jnp.clip(pos - lo, 0.0, 1.0)[..., None].astype(frame_cond.dtype)
+    lo = jnp.clip(quotient + step.astype(times.dtype) - frame_offset, 0, last)
+    w = (frac - step)[..., None].astype(frame_cond.dtype)
     a = frame_cond[utterance, lo]
     b = frame_cond[utterance, lo + 1]
     return a + w * (b - a)
@@ -432,12 +441,15 @@ class SubscaleWaveRNN(nn.Module):
 
     # The sampler's pieces. `sampling.py` calls them one scan step at a time.
 
-    def frame_conditioning(self, mel):
-        """Projected conditioning per frame, interpolated by the sampler per sample.
+    def frame_features(self, mel):
+        """Conditioning features per frame: [N, f + 2 * MEL_PAD, n_mels] ->
+        [N, f + 2, cond_channels]."""
+        return self.conditioner(mel)
 
-        [N, f + 2 * MEL_PAD, n_mels] -> [N, f + 2, 3H].
-        """
-        return self.cell.cond_projection(self.conditioner(mel))
+    def project_frames(self, features):
+        """Gate inputs per frame, interpolated by the sampler per sample:
+        [N, m, cond_channels] -> [N, m, 3H]."""
+        return self.cell.cond_projection(features)
 
     def summarize(self, window):
         """Context summary of each row's newest window: [r, Lw, 2] -> [r, d]."""

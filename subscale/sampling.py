@@ -40,7 +40,8 @@ NOISE_KINDS = ("uniform", "gumbel")
 class Plan:
     """Static geometry of one generation and the per-row constants."""
 
-    frame_cond: jax.Array  # [N, f + 2, 3H] projected conditioning per frame
+    frame_cond: jax.Array  # [N, m, 3H] projected conditioning of m frames
+    frame_offset: jax.Array  # shifted frame index of frame_cond[:, 0]
     row: jax.Array  # [R] subscale row s of each row
     utterance: jax.Array  # [R] utterance of each row
     row_length: jax.Array  # [R] valid columns of each row
@@ -77,24 +78,34 @@ def pad_frames(mel, lengths):
     )
 
 
-def make_plan(model, params, mel, key, lengths):
+def frame_features(model, params, mel, lengths):
+    """Conditioning features of every frame: [N, f, n_mels] -> [N, f + 2, C]."""
+    return model.apply(
+        {"params": params}, pad_frames(mel, lengths), method="frame_features"
+    )
+
+
+def make_plan(model, params, features, key, lengths, frame_offset=0, window=None):
     """Geometry, conditioning and keys for a batch of utterances.
 
     Args:
       model: a `models.SubscaleWaveRNN`.
       params: its parameters.
-      mel: [N, f, n_mels] unpadded log-mel frames.
+      features: [N, f + 2, C] from `frame_features`.
       key: a PRNG key (utterance n uses `fold_in(key, n)`) or one key per
         utterance, stacked [N, ...].
       lengths: int [N] frames of each utterance.
+      frame_offset: first (shifted) frame whose conditioning the plan holds.
+      window: how many frames it holds (default: all). Streaming holds only the
+        frames one chunk of steps reads, so memory does not grow with length.
     """
     cfg = model.cfg
     factor = cfg.subscale_factor
-    num = mel.shape[0]
-    frame_cond = model.apply(
-        {"params": params}, pad_frames(mel, lengths), method="frame_conditioning"
-    )
-    columns = folding.num_columns(mel.shape[1] * cfg.hop_length, factor)
+    num, frames = features.shape[0], features.shape[1] - 2
+    if window is not None:
+        features = jax.lax.dynamic_slice_in_dim(features, frame_offset, window, 1)
+    frame_cond = model.apply({"params": params}, features, method="project_frames")
+    columns = folding.num_columns(frames * cfg.hop_length, factor)
     rows = np.arange(num * factor)
     row = jnp.asarray(rows % factor)
     utterance = jnp.asarray(rows // factor)
@@ -106,6 +117,7 @@ def make_plan(model, params, mel, key, lengths):
         keys = jax.vmap(lambda n: jax.random.fold_in(key, n))(jnp.arange(num))
     return Plan(
         frame_cond=frame_cond,
+        frame_offset=jnp.asarray(frame_offset, jnp.int32),
         row=row,
         utterance=utterance,
         row_length=row_length,
@@ -135,15 +147,16 @@ def init_carry(cfg, num_rows):
     )
 
 
-def step_uniforms(plan, factor, first, count):
+def step_uniforms(keys, factor, first, count):
     """Uniforms [count, R, 2] for scan steps [first, first + count).
 
     Drawn per utterance key in blocks of `_NOISE_BLOCK` steps so that the numbers
-    of a step do not depend on N, on the total length or on chunking.
+    of a step do not depend on N, on the total length or on chunking. `first`
+    may be traced; `count` is static.
     """
+    num_blocks = count // _NOISE_BLOCK + 2
     first_block = first // _NOISE_BLOCK
-    last_block = (first + count - 1) // _NOISE_BLOCK
-    blocks = np.arange(first_block, last_block + 1)
+    blocks = first_block + jnp.arange(num_blocks)
 
     def per_utterance(key):
         def block(j):
@@ -151,11 +164,11 @@ def step_uniforms(plan, factor, first, count):
                 jax.random.fold_in(key, j), (_NOISE_BLOCK, factor, 2)
             )
 
-        return jax.vmap(block)(jnp.asarray(blocks)).reshape(-1, factor, 2)
+        return jax.vmap(block)(blocks).reshape(-1, factor, 2)
 
-    u = jax.vmap(per_utterance)(plan.keys)  # [N, blocks * BLOCK, B, 2]
+    u = jax.vmap(per_utterance)(keys)  # [N, num_blocks * BLOCK, B, 2]
     offset = first - first_block * _NOISE_BLOCK
-    u = u[:, offset : offset + count]
+    u = jax.lax.dynamic_slice_in_dim(u, offset, count, axis=1)
     return u.transpose(1, 0, 2, 3).reshape(count, -1, 2)
 
 
@@ -206,7 +219,7 @@ def make_step(model, params, plan, temperature, noise, with_log_probs=True):
         active = started & (i < plan.row_length)
         times = folding.original_time(plan.row, jnp.maximum(i, 0), factor)
         cond_ih = models.upsample(
-            plan.frame_cond, plan.utterance, times, cfg.hop_length
+            plan.frame_cond, plan.utterance, times, cfg.hop_length, plan.frame_offset
         )
         context = None
         if cfg.has_context:
@@ -266,9 +279,9 @@ def run_steps(
 ):
     """Runs scan steps [first, first + count); returns (carry, samples, log-probs)."""
     step = make_step(model, params, plan, temperature, noise, with_log_probs)
-    ts = jnp.arange(first, first + count)
+    ts = first + jnp.arange(count)
     if noise == "uniform":
-        u = step_uniforms(plan, model.cfg.subscale_factor, first, count)
+        u = step_uniforms(plan.keys, model.cfg.subscale_factor, first, count)
     else:
         u = jnp.zeros((count,), jnp.float32)  # keys are derived in the step
     carry, (samples, log_p) = jax.lax.scan(step, carry, (ts, u))
@@ -313,7 +326,8 @@ def generate(
     """
     if lengths is None:
         lengths = jnp.full((mel.shape[0],), mel.shape[1], jnp.int32)
-    plan = make_plan(model, params, mel, key, lengths)
+    features = frame_features(model, params, mel, lengths)
+    plan = make_plan(model, params, features, key, lengths)
     carry = init_carry(model.cfg, plan.row.shape[0])
     _, samples, log_p = run_steps(
         model, params, plan, carry, 0, plan.steps, temperature, noise, with_log_probs
@@ -323,6 +337,108 @@ def generate(
     if not with_log_probs:
         return samples, None
     return samples, to_waveforms(model.cfg, plan, log_p, frames)
+
+
+def generate_stream(
+    model, params, mel, key, chunk_frames, temperature=1.0, noise="uniform"
+):
+    """Generates one utterance chunk by chunk, yielding audio as it is made.
+
+    The scan state is carried from chunk to chunk, and each chunk's plan holds
+    only the conditioning of the frames its steps read, so memory stays flat in
+    the utterance length. The concatenated chunks equal `generate` for the same
+    key, sample for sample.
+
+    Args:
+      model: a `models.SubscaleWaveRNN`.
+      params: its parameters.
+      mel: [f, n_mels] unpadded log-mel frames of one utterance.
+      key: PRNG key (the utterance's own key, as for a single-utterance
+        `sample_fn`).
+      chunk_frames: frames of audio per chunk of scan steps; chunk_frames * hop
+        must be a multiple of the subscale factor.
+      temperature: softmax temperature.
+      noise: "uniform" or "gumbel".
+
+    Yields:
+      int16 [k] consecutive pieces of the waveform, f * hop samples in all.
+    """
+    cfg = model.cfg
+    factor, hop = cfg.subscale_factor, cfg.hop_length
+    if chunk_frames < 1 or (chunk_frames * hop) % factor:
+        raise ValueError(
+            f"chunk_frames={chunk_frames}: chunk_frames * hop_length ({hop}) must be "
+            f"a positive multiple of the subscale factor {factor}"
+        )
+    frames = mel.shape[0]
+    lengths = jnp.array([frames], jnp.int32)
+    features = jax.jit(functools.partial(frame_features, model))(
+        params, mel[None], lengths
+    )
+    chunk_steps = chunk_frames * hop // factor
+    lag = (factor - 1) * (cfg.future_horizon + 1)
+    # Shifted frames read by steps [first, first + chunk_steps), plus margins.
+    window = min(features.shape[1], -(-factor * (chunk_steps + lag) // hop) + 4)
+    run = jax.jit(
+        functools.partial(_stream_chunk, model, chunk_steps, lag, window, noise)
+    )
+    columns = folding.num_columns(frames * hop, factor)
+    steps = folding.num_steps(columns, factor, cfg.future_horizon)
+    carry = init_carry(cfg, factor)
+    row = np.arange(factor)
+    pending = np.zeros((0, factor), np.int16)  # outputs of steps >= emitted
+    emitted = 0  # columns already yielded
+    for first in range(0, steps, chunk_steps):
+        carry, out = run(
+            params, features, key[None], lengths, carry, first, temperature
+        )
+        pending = np.concatenate([pending, np.asarray(out)])
+        done = min(first + chunk_steps - lag, columns)
+        if done <= emitted:
+            continue
+        cols = np.arange(emitted, done)[None, :]
+        grid = pending[
+            folding.wavefront_step(row[:, None], cols, cfg.future_horizon) - emitted,
+            row[:, None],
+        ]
+        piece = folding.unfold(grid[None], axis=1)[0]
+        end = min(done * factor, frames * hop)
+        yield piece[: end - emitted * factor]
+        pending = pending[done - emitted :]
+        emitted = done
+
+
+def _stream_chunk(
+    model,
+    count,
+    lag,
+    window,
+    noise,
+    params,
+    features,
+    keys,
+    lengths,
+    carry,
+    first,
+    temperature,
+):
+    """Runs `count` steps from `first` with the conditioning window they read."""
+    hop, factor = model.cfg.hop_length, model.cfg.subscale_factor
+    start = jnp.maximum(0, factor * (first - lag) // hop)
+    start = jnp.minimum(start, features.shape[1] - window)
+    plan = make_plan(model, params, features, keys, lengths, start, window)
+    carry, samples, _ = run_steps(
+        model,
+        params,
+        plan,
+        carry,
+        first,
+        count,
+        temperature,
+        noise,
+        with_log_probs=False,
+    )
+    return carry, samples
 
 
 def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):

@@ -255,8 +255,10 @@ def test_wavefront_equals_sequential_reference(factor, horizon, lookback):
     key = jax.random.PRNGKey(11)
     sample_fn = sampling.make_sample_fn(cfg)
     fast = np.asarray(sample_fn(params, mel[0], key))
-    plan = sampling.make_plan(model, params, mel, key[None], jnp.array([mel.shape[1]]))
-    uniforms = np.asarray(sampling.step_uniforms(plan, factor, 0, plan.steps))
+    lengths = jnp.array([mel.shape[1]])
+    features = sampling.frame_features(model, params, mel, lengths)
+    plan = sampling.make_plan(model, params, features, key[None], lengths)
+    uniforms = np.asarray(sampling.step_uniforms(plan.keys, factor, 0, plan.steps))
     slow = sequential_reference(cfg, model, params, mel[0], uniforms)
     np.testing.assert_array_equal(fast, slow)
 
@@ -279,8 +281,9 @@ def test_subscale_factor_one_is_the_plain_sampler():
     cfg, model, params, _, mel, _ = setup(1, 0, 0, 32)
     key = jax.random.PRNGKey(4)
     fast = np.asarray(sampling.make_sample_fn(cfg)(params, mel[0], key))
-    plan = sampling.make_plan(model, params, mel, key[None], jnp.array([8]))
-    u = sampling.step_uniforms(plan, 1, 0, plan.steps)
+    features = sampling.frame_features(model, params, mel, jnp.array([8]))
+    plan = sampling.make_plan(model, params, features, key[None], jnp.array([8]))
+    u = sampling.step_uniforms(plan.keys, 1, 0, plan.steps)
     h = jnp.zeros((1, cfg.hidden_size))
     prev = jnp.zeros((1, 2))
     out = []
@@ -308,3 +311,21 @@ def test_temperature_and_noise_options():
     assert cold.shape == gumbel.shape == (32,)
     with pytest.raises(ValueError, match="noise"):
         sampling.make_sample_fn(cfg, noise="bogus")
+
+
+@pytest.mark.parametrize(
+    "factor,horizon,lookback,chunk", [(1, 0, 0, 3), (4, 2, 3, 2), (16, 1, 2, 4)]
+)
+def test_streaming_equals_one_shot(factor, horizon, lookback, chunk):
+    cfg, model, params, _, mel, _ = setup(factor, horizon, lookback, 96)
+    key = jax.random.PRNGKey(9)
+    one_shot = np.asarray(sampling.make_sample_fn(cfg)(params, mel[0], key))
+    pieces = list(sampling.generate_stream(model, params, mel[0], key, chunk))
+    assert len(pieces) > 1
+    np.testing.assert_array_equal(np.concatenate(pieces), one_shot)
+
+
+def test_streaming_rejects_bad_chunk():
+    cfg, model, params, _, mel, _ = setup(16, 1, 2, 96)
+    with pytest.raises(ValueError, match="chunk_frames"):
+        next(sampling.generate_stream(model, params, mel[0], jax.random.PRNGKey(0), 0))
