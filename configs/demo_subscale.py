@@ -17,5 +17,5 @@ def get_config():
     config.model.context_summary = 32  # per-sample summary width
     config.model.context_channels = 64  # context fed to the cell
     config.data.seq_len = 3_200  # 200 columns of 16 rows per crop
-    config.train.batch_size = 8  # crops per step: 8 x 3,200 samples, as demo.py
+    config.train.batch_size = 4  # crops per step: 4 x 3,200 samples, as demo.py
     return config
