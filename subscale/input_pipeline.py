@@ -21,7 +21,8 @@ import os
 import numpy as np
 from absl import logging
 
-from subscale import audio, errors
+from subscale import audio
+from subscale import errors
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
 MANIFEST = "manifest.csv"

@@ -1,0 +1,8 @@
+"""subscale: fast neural audio synthesis (WaveRNN, Sparse and Subscale WaveRNN)."""
+
+from subscale.api import Vocoder
+from subscale.api import create
+from subscale.api import load
+from subscale.errors import SubscaleError
+
+__all__ = ["SubscaleError", "Vocoder", "create", "load"]

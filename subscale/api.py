@@ -1,0 +1,180 @@
+"""The Python API: `create`, `load` and the `Vocoder` they return.
+
+vocoder = subscale.load(workdir)
+mel = vocoder.features(audio, sample_rate)     # [frames, n_mels]
+wave = vocoder.generate(mel, seed=0)           # float32 [frames * hop]
+log_p = vocoder.log_prob(samples_int16, mel)   # [T] nats, time order
+"""
+
+import jax
+import jax.numpy as jnp
+import librosa
+import numpy as np
+
+from subscale import audio
+from subscale import config_validation
+from subscale import errors
+from subscale import folding
+from subscale import models
+from subscale import sampling
+from subscale import train
+
+
+class Vocoder:
+    """A model with its parameters, ready to vocode.
+
+    Attributes:
+      config: the ConfigDict it was built from.
+      params: the parameter pytree.
+      model_config: models.ModelConfig.
+      sample_fn: the jitted, pure `sample_fn(params, mel, key, lengths=None,
+        temperature=1.0)` of `sampling.make_sample_fn`.
+    """
+
+    def __init__(self, config, params):
+        self.config = config
+        self.params = params
+        self.model_config = models.ModelConfig.from_config(config)
+        self.model = models.SubscaleWaveRNN(self.model_config)
+        self.mel_config = audio.MelConfig.from_config(config.data)
+        self.sample_fn = sampling.make_sample_fn(
+            self.model_config, noise=config.sampling.noise
+        )
+        self._log_prob = jax.jit(
+            lambda p, s, m, n: self.model.apply({"params": p}, s, m, n)
+        )
+
+    @property
+    def hop_length(self):
+        return self.model_config.hop_length
+
+    def features(self, waveform, sample_rate):
+        """Log-mel frames [t // hop, n_mels] of float audio [t] (or [t, channels])."""
+        x = np.asarray(waveform, np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=1)
+        audio.check_waveform(x, "audio")
+        rate = self.config.data.sample_rate
+        if sample_rate != rate:
+            if sample_rate <= 0:
+                raise errors.SubscaleError(f"sample_rate={sample_rate}: must be > 0")
+            x = librosa.resample(x, orig_sr=sample_rate, target_sr=rate)
+        if x.shape[0] < self.hop_length:
+            raise errors.SubscaleError(
+                f"audio: {x.shape[0]} samples, shorter than one frame "
+                f"({self.hop_length})"
+            )
+        return audio.mel(x, self.mel_config)
+
+    def _check_mel(self, mel, name="mel"):
+        mel = np.asarray(mel, np.float32)
+        n_mels = self.model_config.n_mels
+        if mel.ndim != 2 or mel.shape[1] != n_mels or mel.shape[0] < 1:
+            raise errors.SubscaleError(
+                f"{name}: shape {mel.shape}, expected [frames >= 1, {n_mels}] "
+                f"(data.n_mels={n_mels} of this model)"
+            )
+        if not np.all(np.isfinite(mel)):
+            raise errors.SubscaleError(f"{name}: contains NaN or inf")
+        return mel
+
+    def generate(self, mel, seed=0, temperature=None):
+        """Samples audio for mel frames.
+
+        Args:
+          mel: [frames, n_mels], or a list of such arrays (generated together in
+            one scan; utterance n uses the key fold_in(PRNGKey(seed), n)).
+          seed: integer seed.
+          temperature: softmax temperature (default: config.sampling.temperature).
+
+        Returns:
+          float32 [frames * hop] in [-1, 1], or a list of them.
+        """
+        temp = self.config.sampling.temperature if temperature is None else temperature
+        if temp <= 0:
+            raise errors.SubscaleError(f"temperature={temp}: must be > 0")
+        key = jax.random.PRNGKey(seed)
+        if isinstance(mel, (list, tuple)):
+            mels = [self._check_mel(m, f"mel[{n}]") for n, m in enumerate(mel)]
+            lengths = np.array([m.shape[0] for m in mels], np.int32)
+            batch = np.zeros((len(mels), lengths.max(), mels[0].shape[1]), np.float32)
+            for n, m in enumerate(mels):
+                batch[n, : m.shape[0]] = m
+            out = np.asarray(self.sample_fn(self.params, batch, key, lengths, temp))
+            return [
+                audio.to_float(out[n, : lengths[n] * self.hop_length])
+                for n in range(len(mels))
+            ]
+        mel = self._check_mel(mel)
+        return audio.to_float(
+            np.asarray(self.sample_fn(self.params, mel, key, None, temp))
+        )
+
+    def log_prob(self, samples, mel):
+        """Teacher-forced log P of each sample in nats, [T], original time order.
+
+        Args:
+          samples: int16 [T] with T = frames * hop.
+          mel: [frames, n_mels] the conditioning.
+        """
+        samples = np.asarray(samples)
+        if samples.ndim != 1 or samples.dtype != np.int16:
+            raise errors.SubscaleError(
+                f"samples: expected int16 [T], got {samples.dtype} {samples.shape}"
+            )
+        mel = self._check_mel(mel)
+        frames = mel.shape[0]
+        length = samples.shape[0]
+        if length != frames * self.hop_length:
+            raise errors.SubscaleError(
+                f"samples: {length} samples but mel has {frames} frames "
+                f"(expected {frames * self.hop_length} = frames x hop)"
+            )
+        unit = self.hop_length * self.model_config.subscale_factor
+        padded = folding.padded_length(length, unit)
+        wave = np.zeros(padded, np.int16)
+        wave[:length] = samples
+        mels = np.full(
+            (padded // self.hop_length, mel.shape[1]), audio.LOG_MEL_FLOOR, np.float32
+        )
+        mels[:frames] = mel
+        cond = sampling.pad_frames(jnp.asarray(mels)[None], jnp.array([frames]))
+        log_p = self._log_prob(self.params, wave[None], cond, jnp.array([length]))
+        return np.asarray(log_p[0, :length])
+
+    def vocode(self, waveform, sample_rate, seed=0):
+        """Re-synthesises audio from its own features: float32 [frames * hop]."""
+        return self.generate(self.features(waveform, sample_rate), seed=seed)
+
+    def generate_stream(self, mel, chunk_frames=100, seed=0, temperature=None):
+        """Yields float32 chunks of `generate(mel, seed)` as they are made."""
+        mel = self._check_mel(mel)
+        temp = self.config.sampling.temperature if temperature is None else temperature
+        stream = sampling.generate_stream(
+            self.model,
+            self.params,
+            jnp.asarray(mel),
+            jax.random.PRNGKey(seed),
+            chunk_frames,
+            temp,
+            self.config.sampling.noise,
+        )
+        for piece in stream:
+            yield audio.to_float(piece)
+
+
+def create(config, seed=0):
+    """A vocoder with random parameters for `config`."""
+    config_validation.validate(config)
+    trainer = train.Trainer(config)
+    return Vocoder(config, trainer.init_state(seed).params)
+
+
+def load(workdir):
+    """The vocoder of the latest checkpoint in `workdir`, with its config.
+
+    Masked (pruned) weights are stored as exact zeros, so a sparse model loads
+    as its sparse parameters.
+    """
+    config, params, _, _ = train.restore_params(str(workdir))
+    return Vocoder(config, params)

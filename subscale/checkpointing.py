@@ -1,0 +1,128 @@
+"""Orbax checkpoints of the train state, with the config beside them.
+
+A workdir holds `checkpoints/<step>/` (orbax: the state and the config as JSON)
+and `config.json` (the newest config, written atomically). Orbax writes each
+checkpoint into a temporary folder and renames it when complete, so a run
+killed during a save leaves the previous checkpoints intact and the half-written
+one is never listed by `latest_step()`.
+"""
+
+import json
+import os
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+from subscale import audio
+from subscale import errors
+
+CONFIG_FILE = "config.json"
+# Model fields that fix the parameter shapes: a checkpoint restores only into a
+# config that agrees on all of them.
+SHAPE_FIELDS = (
+    "model.hidden_size",
+    "model.cond_channels",
+    "model.subscale_factor",
+    "model.future_horizon",
+    "model.lookback",
+    "model.context_summary",
+    "model.context_channels",
+    "data.n_mels",
+)
+
+
+def manager(workdir, config, *, read_only=False):
+    """An orbax CheckpointManager for `workdir/checkpoints`."""
+    options = ocp.CheckpointManagerOptions(
+        save_interval_steps=int(config.train.checkpoint_every_steps),
+        max_to_keep=int(config.train.keep_checkpoints),
+        create=not read_only,
+        read_only=read_only,
+    )
+    directory = os.path.join(os.path.abspath(workdir), "checkpoints")
+    try:
+        return ocp.CheckpointManager(directory, options=options)
+    except OSError as e:
+        raise errors.SubscaleError(
+            f"{workdir}: cannot use as workdir ({e.strerror or e})"
+        ) from e
+
+
+def save(mngr, step, state, config, *, force=False):
+    """Saves `state` at `step` (if due, or `force`); returns whether it saved."""
+    return mngr.save(
+        step,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(state),
+            config=ocp.args.JsonSave(config.to_dict()),
+        ),
+        force=force,
+    )
+
+
+def write_config(workdir, config):
+    """Writes `workdir/config.json` atomically."""
+    text = json.dumps(config.to_dict(), indent=2, default=list)
+    path = os.path.join(workdir, CONFIG_FILE)
+    audio.atomic_write(path, lambda tmp: _write_text(tmp, text))
+
+
+def _write_text(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def load_config(workdir):
+    """The config saved in `workdir` (a ConfigDict)."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise errors.SubscaleError(
+            f"{workdir}: no {CONFIG_FILE}: not a subscale workdir, or not trained yet"
+        )
+    try:
+        with open(path) as f:
+            return ml_collections.ConfigDict(json.load(f))
+    except (OSError, ValueError) as e:
+        raise errors.SubscaleError(f"{path}: unreadable config ({e})") from e
+
+
+def check_compatible(saved, config, workdir):
+    """Raises if the checkpoint's config fixes other parameter shapes."""
+    for field in SHAPE_FIELDS:
+        group, name = field.split(".")
+        old = saved[group].get(name) if group in saved else None
+        new = config[group][name]
+        if old is not None and old != new:
+            raise errors.SubscaleError(
+                f"{workdir}: checkpoint has {field}={old} but the config says "
+                f"{new}; use another --workdir or the checkpoint's config"
+            )
+
+
+def restore(mngr, abstract_state, step=None):
+    """Restores the state at `step` (default: latest) into `abstract_state`.
+
+    Args:
+      mngr: from `manager`.
+      abstract_state: pytree of jax.ShapeDtypeStruct (with shardings).
+      step: which checkpoint; None for the newest complete one.
+
+    Returns:
+      (state, step), or (None, None) when there is no checkpoint.
+    """
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+        return None, None
+    restored = mngr.restore(
+        step,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
+    )
+    return restored.state, step
+
+
+def abstract(tree, sharding):
+    """ShapeDtypeStructs of `tree` (arrays or structs) placed with `sharding`."""
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
+    )

@@ -1,0 +1,76 @@
+"""Checks of config values, each failure naming the field and what is wrong."""
+
+from subscale import errors
+from subscale import sampling
+
+
+def _fail(field, value, why):
+    raise errors.SubscaleError(f"{field}={value!r}: {why}")
+
+
+def validate(config):
+    """Raises SubscaleError for the first invalid value in `config`."""
+    d, m, t, s = config.data, config.model, config.train, config.sparsity
+    if d.sample_rate <= 0:
+        _fail("data.sample_rate", d.sample_rate, "must be positive")
+    if d.hop_length <= 0:
+        _fail("data.hop_length", d.hop_length, "must be positive")
+    if m.subscale_factor < 1:
+        _fail("model.subscale_factor", m.subscale_factor, "must be at least 1")
+    if m.future_horizon < 0:
+        _fail("model.future_horizon", m.future_horizon, "must be >= 0")
+    if m.lookback < 0:
+        _fail("model.lookback", m.lookback, "must be >= 0")
+    if m.hidden_size < 2 or m.hidden_size % 2:
+        _fail("model.hidden_size", m.hidden_size, "must be even and >= 2")
+    for name in ("cond_channels", "context_summary", "context_channels"):
+        if m[name] < 1:
+            _fail(f"model.{name}", m[name], "must be positive")
+    for name in ("dtype", "param_dtype"):
+        if m[name] not in ("float32", "bfloat16", "float16"):
+            _fail(f"model.{name}", m[name], "must be float32, bfloat16 or float16")
+    if d.seq_len <= 0 or d.seq_len % d.hop_length or d.seq_len % m.subscale_factor:
+        _fail(
+            "data.seq_len",
+            d.seq_len,
+            f"must be a positive multiple of data.hop_length={d.hop_length} "
+            f"and of model.subscale_factor={m.subscale_factor}",
+        )
+    if t.num_steps < 0:
+        _fail("train.num_steps", t.num_steps, "must be >= 0")
+    if t.batch_size < 1:
+        _fail("train.batch_size", t.batch_size, "must be at least 1")
+    for name in (
+        "checkpoint_every_steps",
+        "log_every_steps",
+        "eval_every_steps",
+        "keep_checkpoints",
+    ):
+        if t[name] < 1:
+            _fail(f"train.{name}", t[name], "must be at least 1")
+    if t.vocode_every_steps < 0:
+        _fail("train.vocode_every_steps", t.vocode_every_steps, "must be >= 0")
+    if t.learning_rate <= 0:
+        _fail("train.learning_rate", t.learning_rate, "must be positive")
+    if t.nonfinite not in ("stop", "skip"):
+        _fail("train.nonfinite", t.nonfinite, 'must be "stop" or "skip"')
+    if config.sampling.noise not in sampling.NOISE_KINDS:
+        _fail(
+            "sampling.noise",
+            config.sampling.noise,
+            f"must be one of {sampling.NOISE_KINDS}",
+        )
+    if config.sampling.temperature <= 0:
+        _fail("sampling.temperature", config.sampling.temperature, "must be > 0")
+    if config.sampling.sparse not in ("auto", "on", "off"):
+        _fail("sampling.sparse", config.sampling.sparse, "must be auto, on or off")
+    if not 0.0 <= s.target < 1.0:
+        _fail("sparsity.target", s.target, "must be in [0, 1)")
+    if s.every_steps < 1:
+        _fail("sparsity.every_steps", s.every_steps, "must be at least 1")
+    if s.ramp_steps < 0 or s.start_step < 0:
+        _fail(
+            "sparsity.ramp_steps",
+            s.ramp_steps,
+            "ramp_steps and start_step must be >= 0",
+        )

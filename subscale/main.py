@@ -1,0 +1,55 @@
+r"""Command line: train, evaluate or vocode.
+
+  python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo
+  python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo \
+      --mode=evaluate
+  python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo \
+      --mode=vocode --input=speech.flac --output=/tmp/out
+
+Kept short on purpose: flags, then one call into the library (`commands.run`),
+which tests, experiments and Colab call too.
+"""
+
+import sys
+
+import jax
+from absl import app
+from absl import flags
+from ml_collections import config_flags
+
+from subscale import commands
+
+config_flags.DEFINE_config_file(
+    "config", None, "Config file (configs/NAME.py).", lock_config=True
+)
+flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and outputs.")
+flags.DEFINE_enum("mode", "train", commands.MODES, "What to run.")
+flags.DEFINE_string("input", None, "vocode: an audio file or a folder of them.")
+flags.DEFINE_string("output", None, "vocode: folder for the wav and PNG files.")
+flags.DEFINE_bool("stream", False, "vocode: write audio chunk by chunk as it is made.")
+flags.DEFINE_bool(
+    "jax_distributed", False, "Call jax.distributed.initialize() (multi-host)."
+)
+flags.mark_flags_as_required(["config", "workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if FLAGS.jax_distributed:
+        jax.distributed.initialize()
+    sys.exit(
+        commands.run(
+            FLAGS.mode,
+            FLAGS.config,
+            FLAGS.workdir,
+            input_path=FLAGS.input,
+            output=FLAGS.output,
+            stream=FLAGS.stream,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

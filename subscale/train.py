@@ -1,0 +1,414 @@
+"""Training and evaluation: `train_step`, `eval_step`, `train_and_evaluate`.
+
+Notation: b batch, t samples per crop.
+
+The train state is a pytree (`TrainState`); `train_step` is pure, jitted once,
+with the state donated. Per-step randomness is `fold_in(state.rng, state.step)`
+and the data of a step depends only on (seed, step), so a resumed run computes
+exactly what an uninterrupted one would. Data parallel: one `data` mesh axis
+over all devices, parameters replicated, batches sharded along it; the same
+code runs multi-host after `jax.distributed.initialize()`.
+
+Metrics stay on the device until a log step (or a checkpoint save), where the
+host fetches them, checks that every loss and gradient since the last check was
+finite, and writes them to `metrics.jsonl`.
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tqdm
+from absl import logging
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
+
+from subscale import audio
+from subscale import checkpointing
+from subscale import config_validation
+from subscale import errors
+from subscale import input_pipeline
+from subscale import models
+from subscale import sampling
+from subscale import sparsity
+
+LN2 = math.log(2.0)
+
+
+@flax.struct.dataclass
+class TrainState:
+    step: jax.Array  # int32 scalar: optimizer steps taken
+    params: Any
+    opt_state: Any
+    rng: jax.Array  # base key; step t uses fold_in(rng, t)
+    masks: Any  # pruning masks ({} when dense), see sparsity.py
+    skipped: jax.Array  # int32 scalar: non-finite steps skipped
+
+
+def make_optimizer(config):
+    """Adam with global-norm clipping on a warm-up + cosine decay schedule."""
+    t = config.train
+    decay = int(t.decay_steps) or max(int(t.num_steps), int(t.warmup_steps) + 1)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=float(t.learning_rate),
+        warmup_steps=int(t.warmup_steps),
+        decay_steps=decay,
+        end_value=float(t.learning_rate) * float(t.end_lr_factor),
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(float(t.clip_norm)), optax.adam(schedule)
+    ), schedule
+
+
+def create_train_state(config, model, optimizer, key, example):
+    """A fresh state: parameters from `key`, masks for the configured pruning."""
+    init_key, rng = jax.random.split(key)
+    params = model.init(init_key, example["samples"], example["mel"])["params"]
+    masks = sparsity.init_masks(params, sparsity.SparsityConfig.from_config(config))
+    params = sparsity.apply_masks(params, masks)
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        opt_state=optimizer.init(params),
+        rng=rng,
+        masks=masks,
+        skipped=jnp.zeros((), jnp.int32),
+    )
+
+
+def nll_bits(model, params, batch):
+    """Sum of -log2 P over the batch's samples, and their count (weights apply)."""
+    log_p = model.apply({"params": params}, batch["samples"], batch["mel"])
+    weights = batch.get("weights")
+    if weights is None:
+        weights = jnp.ones(log_p.shape[:1], log_p.dtype)
+    total = -(log_p.sum(axis=-1) * weights).sum() / LN2
+    return total, weights.sum() * log_p.shape[-1]
+
+
+def train_step(state, batch, *, model, optimizer, nonfinite):
+    """One optimizer step. Pure; jit with the state donated.
+
+    Args:
+      state: TrainState.
+      batch: dict(samples=int16 [b, t], mel=float32 [b, t // hop + 2 MEL_PAD, m]).
+      model: the Flax module.
+      optimizer: the optax transformation.
+      nonfinite: "stop" (apply anyway; the host stops at the next check) or
+        "skip" (leave params and optimizer state unchanged, count the step).
+
+    Returns:
+      (new state, metrics dict of scalars).
+    """
+
+    def loss_fn(params):
+        total, count = nll_bits(model, params, batch)
+        return total / count
+
+    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    grad_norm = optax.global_norm(grads)
+    updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+    params = sparsity.apply_masks(
+        optax.apply_updates(state.params, updates), state.masks
+    )
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    skipped = state.skipped
+    if nonfinite == "skip":
+        keep = lambda new, old: jnp.where(finite, new, old)  # noqa: E731
+        params = jax.tree_util.tree_map(keep, params, state.params)
+        opt_state = jax.tree_util.tree_map(keep, opt_state, state.opt_state)
+        skipped = skipped + (~finite).astype(jnp.int32)
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, skipped=skipped
+    )
+    metrics = dict(loss_bits=loss, grad_norm=grad_norm, finite=finite, skipped=skipped)
+    return new_state, metrics
+
+
+def eval_step(params, batch, *, model):
+    """(sum of NLL bits, number of samples) over a batch."""
+    return nll_bits(model, params, batch)
+
+
+class Trainer:
+    """Everything one run needs: model, optimizer, mesh, jitted steps."""
+
+    def __init__(self, config):
+        config_validation.validate(config)
+        self.config = config
+        self.model_config = models.ModelConfig.from_config(config)
+        self.model = models.SubscaleWaveRNN(self.model_config)
+        self.mel_config = audio.MelConfig.from_config(config.data)
+        self.optimizer, self.schedule = make_optimizer(config)
+        self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+        self.sharded = NamedSharding(self.mesh, PartitionSpec("data"))
+        devices = len(jax.devices())
+        if config.train.batch_size % devices:
+            raise errors.SubscaleError(
+                f"train.batch_size={config.train.batch_size} must be divisible by "
+                f"the {devices} devices"
+            )
+        self.train_step = jax.jit(
+            lambda s, b: train_step(
+                s,
+                b,
+                model=self.model,
+                optimizer=self.optimizer,
+                nonfinite=config.train.nonfinite,
+            ),
+            donate_argnums=0,
+        )
+        self.eval_step = jax.jit(lambda p, b: eval_step(p, b, model=self.model))
+
+    def example(self):
+        """A zero batch of the training shapes (for init and abstract states)."""
+        d = self.config.data
+        frames = d.seq_len // d.hop_length + 2 * models.MEL_PAD
+        return dict(
+            samples=np.zeros((1, d.seq_len), np.int16),
+            mel=np.zeros((1, frames, d.n_mels), np.float32),
+        )
+
+    def init_state(self, seed):
+        state = jax.jit(
+            lambda key: create_train_state(
+                self.config, self.model, self.optimizer, key, self.example()
+            ),
+            out_shardings=self.replicated,
+        )(jax.random.PRNGKey(seed))
+        return state
+
+    def abstract_state(self):
+        shapes = jax.eval_shape(
+            lambda key: create_train_state(
+                self.config, self.model, self.optimizer, key, self.example()
+            ),
+            jax.random.PRNGKey(0),
+        )
+        return checkpointing.abstract(shapes, self.replicated)
+
+    def shard(self, batch):
+        return jax.device_put(batch, self.sharded)
+
+    def evaluate(self, params, data, batch_size):
+        """NLL in bits per sample over eval crops (dict from eval_crops)."""
+        total, count = 0.0, 0.0
+        for batch in input_pipeline.batched(data, batch_size):
+            t, c = self.eval_step(params, self.shard(batch))
+            total += float(t)
+            count += float(c)
+        return total / count, int(count)
+
+
+def load_corpus(config, workdir, splits):
+    d = config.data
+    cache = d.cache_dir or os.path.join(workdir, "cache")
+    return input_pipeline.load_corpus(
+        d.train_dir,
+        audio.MelConfig.from_config(d),
+        dev_fraction=float(d.dev_fraction),
+        cache_dir=cache,
+        splits=splits,
+    )
+
+
+def eval_data(config, workdir, max_crops):
+    """Eval crops of the dev split, or of every file in data.eval_dir."""
+    d = config.data
+    if d.eval_dir:
+        utterances = input_pipeline.load_corpus(
+            d.eval_dir,
+            audio.MelConfig.from_config(d),
+            dev_fraction=float(d.dev_fraction),
+            cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
+        )
+    else:
+        utterances = load_corpus(config, workdir, ("dev",))
+    return input_pipeline.eval_crops(
+        utterances,
+        seq_len=d.seq_len,
+        hop_length=d.hop_length,
+        mel_pad=models.MEL_PAD,
+        max_crops=max_crops,
+    ), utterances
+
+
+def _append_jsonl(path, record):
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _check_finite(history, first_step):
+    """Raises if any step in `history` (fetched metrics) was non-finite."""
+    for offset, finite in enumerate(history):
+        if not finite:
+            raise errors.SubscaleError(
+                f"non-finite loss or gradient at step {first_step + offset + 1}; "
+                "stopped without saving it (the last checkpoint is intact). "
+                'Lower train.learning_rate or set train.nonfinite="skip"'
+            )
+
+
+def train_and_evaluate(config, workdir):
+    """Trains (resuming from the latest checkpoint) and evaluates on dev.
+
+    Returns:
+      The final metrics dict (step, dev_bits, ...).
+    """
+    trainer = Trainer(config)
+    t = config.train
+    _make_workdir(workdir)
+    mngr = checkpointing.manager(workdir, config)
+    if mngr.latest_step() is not None:
+        checkpointing.check_compatible(
+            checkpointing.load_config(workdir), config, workdir
+        )
+    checkpointing.write_config(workdir, config)
+    train_utts = load_corpus(config, workdir, ("train",))
+    batches = input_pipeline.TrainBatches(
+        train_utts,
+        seq_len=config.data.seq_len,
+        batch_size=t.batch_size,
+        hop_length=config.data.hop_length,
+        mel_pad=models.MEL_PAD,
+        seed=t.seed,
+    )
+    dev, dev_utts = eval_data(config, workdir, t.eval_crops)
+    state, step = checkpointing.restore(mngr, trainer.abstract_state())
+    if state is None:
+        state, step = trainer.init_state(t.seed), 0
+        logging.info("Starting from scratch in %s.", workdir)
+    else:
+        logging.info("Resumed from step %d in %s.", step, workdir)
+    metrics_path = os.path.join(workdir, "metrics.jsonl")
+    logging.info(
+        "Model: %d parameters; %d train files; %d dev crops.",
+        models.param_count(state.params),
+        len(train_utts),
+        len(dev["samples"]),
+    )
+    pending = []  # device metrics since the last host check
+    last = dict(step=step)
+    progress = tqdm.tqdm(
+        total=t.num_steps, initial=step, unit="step", dynamic_ncols=True, disable=None
+    )
+    tick = time.perf_counter()
+    while step < t.num_steps:
+        state = sparsity.maybe_update_masks(state, step, config)
+        state, metrics = trainer.train_step(state, trainer.shard(batches.get(step)))
+        pending.append(metrics)
+        step += 1
+        progress.update(1)
+        due_log = step % t.log_every_steps == 0 or step == t.num_steps
+        due_save = mngr.should_save(step) or step == t.num_steps
+        if due_log or due_save:
+            fetched = jax.device_get(pending)
+            _check_finite([m["finite"] for m in fetched], step - len(fetched))
+            now = time.perf_counter()
+            last = dict(
+                step=step,
+                loss_bits=float(np.mean([m["loss_bits"] for m in fetched])),
+                grad_norm=float(np.mean([m["grad_norm"] for m in fetched])),
+                skipped=int(fetched[-1]["skipped"]),
+                learning_rate=float(trainer.schedule(step - 1)),
+                steps_per_second=len(fetched) / (now - tick),
+            )
+            tick, pending = now, []
+            _append_jsonl(metrics_path, last)
+            progress.set_postfix(bits=f"{last['loss_bits']:.3f}")
+            logging.info("step %d: %.4f bits/sample", step, last["loss_bits"])
+        if step % t.eval_every_steps == 0 or step == t.num_steps:
+            bits, count = trainer.evaluate(state.params, dev, t.batch_size)
+            last.update(step=step, dev_bits=bits, dev_samples=count)
+            _append_jsonl(metrics_path, dict(step=step, dev_bits=bits))
+            logging.info("step %d: dev %.4f bits/sample", step, bits)
+        if t.vocode_every_steps and step % t.vocode_every_steps == 0:
+            _vocode_dev_clip(trainer, state.params, dev_utts[0], workdir, step)
+        if due_save:
+            checkpointing.save(mngr, step, state, config, force=step == t.num_steps)
+    progress.close()
+    mngr.wait_until_finished()
+    mngr.close()
+    return last
+
+
+def _make_workdir(workdir):
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise errors.SubscaleError(
+            f"{workdir}: workdir is not writable ({e.strerror or e})"
+        ) from e
+
+
+def _vocode_dev_clip(trainer, params, utterance, workdir, step):
+    cfg = trainer.config
+    frames = max(
+        1, int(cfg.train.vocode_seconds * cfg.data.sample_rate) // cfg.data.hop_length
+    )
+    mel = utterance.mel[:frames]
+    sample_fn = sampling.make_sample_fn(trainer.model_config, noise=cfg.sampling.noise)
+    generated = sample_fn(params, mel, jax.random.PRNGKey(step))
+    original = audio.to_float(utterance.samples[: mel.shape[0] * cfg.data.hop_length])
+    base = os.path.join(workdir, "samples", f"step_{step}")
+    audio.write_wav(
+        base + ".wav", audio.to_float(np.asarray(generated)), cfg.data.sample_rate
+    )
+    audio.save_spectrogram_png(
+        base + ".png",
+        original,
+        audio.to_float(np.asarray(generated)),
+        trainer.mel_config,
+    )
+
+
+def restore_params(workdir, config=None):
+    """(config, params, masks) of the latest checkpoint in `workdir`."""
+    saved = checkpointing.load_config(workdir)
+    if config is None:
+        config = saved
+    else:
+        checkpointing.check_compatible(saved, config, workdir)
+    trainer = Trainer(config)
+    mngr = checkpointing.manager(workdir, config, read_only=True)
+    state, step = checkpointing.restore(mngr, trainer.abstract_state())
+    if state is None:
+        raise errors.SubscaleError(f"{workdir}: no checkpoint to load")
+    return config, state.params, state.masks, step
+
+
+def evaluate(config, workdir):
+    """NLL in bits per sample of the latest checkpoint on the dev split (or on
+    `data.eval_dir`); prints one JSON line and writes `eval.json`."""
+    _, params, _, step = restore_params(workdir, config)
+    trainer = Trainer(config)
+    data, _ = eval_data(config, workdir, 0)
+    bits, count = trainer.evaluate(params, data, config.train.batch_size)
+    result = dict(
+        step=step,
+        eval_bits=bits,
+        eval_nats=bits * LN2,
+        samples=count,
+        data=config.data.eval_dir or f"{config.data.train_dir} (dev split)",
+    )
+    line = json.dumps(result)
+    print(line, flush=True)
+    audio.atomic_write(
+        os.path.join(workdir, "eval.json"),
+        lambda tmp: checkpointing._write_text(tmp, line + "\n"),
+    )
+    return result
