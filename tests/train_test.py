@@ -1,0 +1,107 @@
+"""End to end: train, resume, evaluate and vocode with the tiny config."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import soundfile
+
+import subscale
+from configs import tiny
+from subscale import commands
+from subscale import errors
+from subscale import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("tiny"))
+    config = tiny.get_config()
+    result = train.train_and_evaluate(config, workdir)
+    return config, workdir, result
+
+
+def test_train_writes_metrics_and_checkpoints(trained):
+    config, workdir, result = trained
+    assert result["step"] == config.train.num_steps
+    assert np.isfinite(result["dev_bits"])
+    lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [x["step"] for x in lines if "loss_bits" in x] == [1, 2, 3, 4]
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints")))[-1] == "4"
+
+
+def test_restart_continues_the_step_count(trained, tmp_path):
+    config, workdir, _ = trained
+    more = tiny.get_config()
+    more.train.num_steps = 6
+    result = train.train_and_evaluate(more, workdir)
+    assert result["step"] == 6
+    lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    steps = [x["step"] for x in lines if "loss_bits" in x]
+    assert steps[-2:] == [5, 6]
+
+
+def test_evaluate_prints_finite_bits(trained, capsys):
+    config, workdir, _ = trained
+    result = train.evaluate(config, workdir)
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert np.isfinite(printed["eval_bits"]) and printed == result
+    assert os.path.exists(os.path.join(workdir, "eval.json"))
+
+
+def test_vocode_writes_wav_of_the_right_length(trained, tmp_path):
+    _, workdir, _ = trained
+    clip = os.path.join(
+        subscale.input_pipeline.DEMO_DIR,
+        "train",
+        "it_IT_m_Carlo",
+        "queue-thankyou.flac",
+    )
+    code = commands.run("vocode", None, workdir, input_path=clip, output=str(tmp_path))
+    assert code == 0
+    out, rate = soundfile.read(tmp_path / "queue-thankyou.wav", dtype="int16")
+    original, _ = soundfile.read(clip)
+    assert rate == 16_000
+    assert out.shape[0] == (original.shape[0] // 200) * 200
+    assert (tmp_path / "queue-thankyou.png").exists()
+
+
+def test_load_gives_the_trained_model(trained):
+    config, workdir, _ = trained
+    vocoder = subscale.load(workdir)
+    assert vocoder.config.model.hidden_size == config.model.hidden_size
+    mel = np.full((3, config.data.n_mels), -4.0, np.float32)
+    wave = vocoder.generate(mel, seed=1)
+    assert wave.shape == (600,) and wave.dtype == np.float32
+    assert np.all(np.abs(wave) <= 1.0)
+
+
+def test_nonfinite_loss_stops_and_keeps_the_checkpoint(tmp_path):
+    config = tiny.get_config()
+    config.train.num_steps = 2
+    workdir = str(tmp_path)
+    train.train_and_evaluate(config, workdir)
+    poisoned = tiny.get_config()
+    poisoned.train.num_steps = 4
+    poisoned.train.learning_rate = 1e30
+    poisoned.train.clip_norm = 1e30
+    with pytest.raises(errors.SubscaleError, match="non-finite .* at step"):
+        train.train_and_evaluate(poisoned, workdir)
+    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2"]
+    assert np.all(np.isfinite(np.asarray(subscale.load(workdir).params["cell"]["R"])))
+
+
+def test_nonfinite_skip_counts_and_keeps_params(tmp_path):
+    config = tiny.get_config()
+    config.train.num_steps = 3
+    config.train.learning_rate = 1e30
+    config.train.clip_norm = 1e30
+    config.train.nonfinite = "skip"
+    result = train.train_and_evaluate(config, str(tmp_path))
+    assert result["skipped"] >= 1
+    params = subscale.load(str(tmp_path)).params
+    assert all(
+        np.all(np.isfinite(np.asarray(x)))
+        for x in __import__("jax").tree_util.tree_leaves(params)
+    )
