@@ -28,7 +28,8 @@ def test_train_writes_metrics_and_checkpoints(trained):
     assert np.isfinite(result["dev_bits"])
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [x["step"] for x in lines if "loss_bits" in x] == [1, 2, 3, 4]
-    assert sorted(os.listdir(os.path.join(workdir, "checkpoints")))[-1] == "4"
+    saved = [int(x) for x in os.listdir(os.path.join(workdir, "checkpoints"))]
+    assert max(saved) == 4
 
 
 def test_restart_continues_the_step_count(trained, tmp_path):
@@ -88,7 +89,8 @@ def test_nonfinite_loss_stops_and_keeps_the_checkpoint(tmp_path):
     poisoned.train.clip_norm = 1e30
     with pytest.raises(errors.SubscaleError, match="non-finite .* at step"):
         train.train_and_evaluate(poisoned, workdir)
-    assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2"]
+    saved = [int(x) for x in os.listdir(os.path.join(workdir, "checkpoints"))]
+    assert max(saved) == 2
     assert np.all(np.isfinite(np.asarray(subscale.load(workdir).params["cell"]["R"])))
 
 
