@@ -313,7 +313,8 @@ def train_and_evaluate(config, workdir):
         due_save = mngr.should_save(step) or step == t.num_steps
         if due_log or due_save:
             fetched = jax.device_get(pending)
-            _check_finite([m["finite"] for m in fetched], step - len(fetched))
+            if t.nonfinite == "stop":
+                _check_finite([m["finite"] for m in fetched], step - len(fetched))
             now = time.perf_counter()
             last = dict(
                 step=step,
