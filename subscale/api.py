@@ -17,6 +17,7 @@ from subscale import errors
 from subscale import folding
 from subscale import models
 from subscale import sampling
+from subscale import sparsity
 from subscale import train
 
 
@@ -37,8 +38,11 @@ class Vocoder:
         self.model_config = models.ModelConfig.from_config(config)
         self.model = models.SubscaleWaveRNN(self.model_config)
         self.mel_config = audio.MelConfig.from_config(config.data)
+        self.sparse_layout = _sparse_layout(config, params)
         self.sample_fn = sampling.make_sample_fn(
-            self.model_config, noise=config.sampling.noise
+            self.model_config,
+            noise=config.sampling.noise,
+            sparse_layout=self.sparse_layout,
         )
         self._log_prob = jax.jit(
             lambda p, s, m, n: self.model.apply({"params": p}, s, m, n)
@@ -158,9 +162,27 @@ class Vocoder:
             chunk_frames,
             temp,
             self.config.sampling.noise,
+            self.sparse_layout,
         )
         for piece in stream:
             yield audio.to_float(piece)
+
+
+# Below this share of kept blocks the block-sparse product beats the dense one
+# on the CPU (BENCHMARKS.md, sparse sampling).
+_AUTO_SPARSE_DENSITY = 0.35
+
+
+def _sparse_layout(config, params):
+    """The block layout of R for the sparse sampling path, or None for dense."""
+    mode = config.sampling.sparse
+    if mode == "off" or (mode == "auto" and float(config.sparsity.target) == 0.0):
+        return None
+    block = tuple(int(b) for b in config.sparsity.block_shape)
+    layout = sparsity.block_layout(np.asarray(params["cell"]["R"]), block)
+    if mode == "auto" and layout.density > _AUTO_SPARSE_DENSITY:
+        return None
+    return layout
 
 
 def create(config, seed=0):

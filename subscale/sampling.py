@@ -31,6 +31,7 @@ import numpy as np
 from subscale import audio
 from subscale import folding
 from subscale import models
+from subscale import sparsity
 
 _NOISE_BLOCK = 256
 NOISE_KINDS = ("uniform", "gumbel")
@@ -198,11 +199,14 @@ def _log_prob_of(logits, classes):
     return jnp.take_along_axis(log_p, classes[:, None], axis=-1)[:, 0]
 
 
-def make_step(model, params, plan, temperature, noise, with_log_probs=True):
+def make_step(
+    model, params, plan, temperature, noise, with_log_probs=True, sparse_layout=None
+):
     """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs)).
 
     Without `with_log_probs` the second output is empty, which saves two
-    log-softmaxes per step.
+    log-softmaxes per step. With a `sparse_layout` (sparsity.BlockLayout of R)
+    R h is computed from the kept blocks only.
     """
     cfg = model.cfg
     factor = cfg.subscale_factor
@@ -211,6 +215,13 @@ def make_step(model, params, plan, temperature, noise, with_log_probs=True):
     rows = jnp.arange(num_rows)
     offsets = jnp.arange(1, factor)
     apply = functools.partial(model.apply, {"params": params})
+    recurrent = None
+    if sparse_layout is not None:
+        packed = sparsity.pack_blocks(params["cell"]["R"], sparse_layout)
+
+        def recurrent(h):
+            rh = sparsity.block_sparse_matmul(h, packed, sparse_layout)
+            return rh + params["cell"]["R_bias"]
 
     def step(carry, xs):
         t, u = xs
@@ -244,8 +255,9 @@ def make_step(model, params, plan, temperature, noise, with_log_probs=True):
                 )(plan.keys[plan.utterance], plan.row)
                 return jax.vmap(draw_gumbel, (0, 0, None))(logits, keys, temperature)
 
+        rh = None if recurrent is None else recurrent(carry.h)
         h, coarse, fine, logits_c, logits_f = apply(
-            carry.h, carry.prev, cond_ih, context, draw, method="step"
+            carry.h, carry.prev, cond_ih, context, draw, rh, method="step"
         )
         x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
         x = (x * active[:, None]).astype(cfg.dtype)
@@ -275,10 +287,21 @@ def make_step(model, params, plan, temperature, noise, with_log_probs=True):
 
 
 def run_steps(
-    model, params, plan, carry, first, count, temperature, noise, with_log_probs=True
+    model,
+    params,
+    plan,
+    carry,
+    first,
+    count,
+    temperature,
+    noise,
+    with_log_probs=True,
+    sparse_layout=None,
 ):
     """Runs scan steps [first, first + count); returns (carry, samples, log-probs)."""
-    step = make_step(model, params, plan, temperature, noise, with_log_probs)
+    step = make_step(
+        model, params, plan, temperature, noise, with_log_probs, sparse_layout
+    )
     ts = first + jnp.arange(count)
     if noise == "uniform":
         u = step_uniforms(plan.keys, model.cfg.subscale_factor, first, count)
@@ -307,6 +330,7 @@ def generate(
     temperature=1.0,
     noise="uniform",
     with_log_probs=True,
+    sparse_layout=None,
 ):
     """Samples waveforms for a batch of mel sequences (traceable, not jitted).
 
@@ -319,6 +343,7 @@ def generate(
       temperature: softmax temperature.
       noise: "uniform" (inverse CDF) or "gumbel".
       with_log_probs: also compute the log-probabilities (else they are None).
+      sparse_layout: sparsity.BlockLayout of R for the block-sparse product.
 
     Returns:
       (int16 [N, f * hop] samples, float32 [N, f * hop] log-probs in nats at
@@ -330,7 +355,16 @@ def generate(
     plan = make_plan(model, params, features, key, lengths)
     carry = init_carry(model.cfg, plan.row.shape[0])
     _, samples, log_p = run_steps(
-        model, params, plan, carry, 0, plan.steps, temperature, noise, with_log_probs
+        model,
+        params,
+        plan,
+        carry,
+        0,
+        plan.steps,
+        temperature,
+        noise,
+        with_log_probs,
+        sparse_layout,
     )
     frames = mel.shape[1]
     samples = to_waveforms(model.cfg, plan, samples, frames)
@@ -340,7 +374,14 @@ def generate(
 
 
 def generate_stream(
-    model, params, mel, key, chunk_frames, temperature=1.0, noise="uniform"
+    model,
+    params,
+    mel,
+    key,
+    chunk_frames,
+    temperature=1.0,
+    noise="uniform",
+    sparse_layout=None,
 ):
     """Generates one utterance chunk by chunk, yielding audio as it is made.
 
@@ -359,6 +400,7 @@ def generate_stream(
         must be a multiple of the subscale factor.
       temperature: softmax temperature.
       noise: "uniform" or "gumbel".
+      sparse_layout: sparsity.BlockLayout of R for the block-sparse product.
 
     Yields:
       int16 [k] consecutive pieces of the waveform, f * hop samples in all.
@@ -380,7 +422,9 @@ def generate_stream(
     # Shifted frames read by steps [first, first + chunk_steps), plus margins.
     window = min(features.shape[1], -(-factor * (chunk_steps + lag) // hop) + 4)
     run = jax.jit(
-        functools.partial(_stream_chunk, model, chunk_steps, lag, window, noise)
+        functools.partial(
+            _stream_chunk, model, chunk_steps, lag, window, noise, sparse_layout
+        )
     )
     columns = folding.num_columns(frames * hop, factor)
     steps = folding.num_steps(columns, factor, cfg.future_horizon)
@@ -414,6 +458,7 @@ def _stream_chunk(
     lag,
     window,
     noise,
+    sparse_layout,
     params,
     features,
     keys,
@@ -437,11 +482,14 @@ def _stream_chunk(
         temperature,
         noise,
         with_log_probs=False,
+        sparse_layout=sparse_layout,
     )
     return carry, samples
 
 
-def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
+def make_sample_fn(
+    model_cfg, *, noise="uniform", with_log_probs=False, sparse_layout=None
+):
     """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=1.0)`.
 
     `mel` is [f, n_mels] (one utterance, drawn with `key`: returns int16
@@ -450,6 +498,8 @@ def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
     either one key per utterance, stacked [N, ...] (then utterance n gets exactly
     what it gets alone with key[n]), or one key (utterance n uses
     `fold_in(key, n)`). With `with_log_probs` it returns (samples, log-probs).
+    With `sparse_layout` (`sparsity.block_layout` of the pruned R) the recurrent
+    product skips the zero blocks; it must describe the params it is given.
     """
     if noise not in NOISE_KINDS:
         raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
@@ -463,7 +513,15 @@ def make_sample_fn(model_cfg, *, noise="uniform", with_log_probs=False):
             key = key[None]
             lengths = None
         samples, log_p = generate(
-            model, params, mel, key, lengths, temperature, noise, with_log_probs
+            model,
+            params,
+            mel,
+            key,
+            lengths,
+            temperature,
+            noise,
+            with_log_probs,
+            sparse_layout,
         )
         if not with_log_probs:
             return samples[0] if single else samples

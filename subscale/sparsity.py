@@ -21,6 +21,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import traverse_util
 
 from subscale import errors
@@ -189,3 +190,63 @@ def sparsity_of(params, masks):
     flat = traverse_util.flatten_dict(masks)
     values = traverse_util.flatten_dict(params)
     return {"/".join(path): float(jnp.mean(values[path] == 0)) for path in flat}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BlockLayout:
+    """Where the kept blocks of a pruned kernel [in, out] are (host-side, static).
+
+    Output columns come in groups of o (the block's outputs); group g keeps the
+    input blocks `index[g, :count[g]]`, padded to the same K for every group
+    (padding points at input block 0 and is masked by `valid`).
+    """
+
+    index: np.ndarray  # [G, K] int32 input block of each kept block
+    valid: np.ndarray  # [G, K] bool
+    block_shape: tuple  # (outputs o, inputs i)
+    shape: tuple  # (in, out) of the kernel
+
+    @property
+    def density(self):
+        return float(self.valid.sum()) / (
+            (self.shape[0] // self.block_shape[1]) * self.index.shape[0]
+        )
+
+
+def block_layout(kernel, block_shape):
+    """The layout of the non-zero blocks of `kernel` [in, out] (numpy)."""
+    w = np.asarray(kernel)
+    outs, ins = block_shape
+    rows, cols = w.shape
+    nonzero = np.abs(w).reshape(rows // ins, ins, cols // outs, outs).max((1, 3)) > 0
+    kept = [np.flatnonzero(nonzero[:, g]) for g in range(cols // outs)]
+    width = max(1, max(len(k) for k in kept))
+    index = np.zeros((len(kept), width), np.int32)
+    valid = np.zeros((len(kept), width), bool)
+    for g, k in enumerate(kept):
+        index[g, : len(k)] = k
+        valid[g, : len(k)] = True
+    return BlockLayout(index, valid, (outs, ins), (rows, cols))
+
+
+def pack_blocks(kernel, layout):
+    """Kept blocks of `kernel` [in, out] as [G, K, i, o] (zero where padding)."""
+    outs, ins = layout.block_shape
+    rows, cols = layout.shape
+    blocks = kernel.reshape(rows // ins, ins, cols // outs, outs)
+    groups = np.arange(cols // outs)[:, None]
+    packed = blocks[layout.index, :, groups, :]  # [G, K, i, o]
+    return packed * layout.valid[..., None, None]
+
+
+def block_sparse_matmul(x, packed, layout):
+    """x @ kernel using only the kept blocks: [r, in] -> [r, out].
+
+    Each group of o outputs gathers the i inputs of each of its K kept blocks,
+    so the work is r * G * K * i * o multiply-adds instead of r * in * out.
+    """
+    outs, ins = layout.block_shape
+    rows = layout.shape[0]
+    gathered = x.reshape(x.shape[0], rows // ins, ins)[:, layout.index]  # [r, G, K, i]
+    out = jnp.einsum("rgki,gkio->rgo", gathered, packed)
+    return out.reshape(x.shape[0], layout.shape[1])

@@ -115,7 +115,7 @@ def train_step(state, batch, *, model, optimizer, nonfinite):
         return total / count
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
-    grad_norm = optax.global_norm(grads)
+    grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = sparsity.apply_masks(
         optax.apply_updates(state.params, updates), state.masks

@@ -10,7 +10,8 @@ import pytest
 import soundfile
 
 from configs import default
-from subscale import audio, errors
+from subscale import audio
+from subscale import errors
 
 CFG = audio.MelConfig(
     sample_rate=8_000,

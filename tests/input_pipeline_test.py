@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import soundfile
 
-from subscale import audio, errors, input_pipeline
+from subscale import audio
+from subscale import errors
+from subscale import input_pipeline
 
 CFG = audio.MelConfig(
     sample_rate=8_000,

@@ -144,6 +144,12 @@ def _perturbed_log_probs(model, params, samples, padded):
 )
 def test_exact_dependencies(factor, horizon, lookback, length):
     cfg, model, params, samples, _, padded = setup(factor, horizon, lookback, length)
+    check_dependencies(model, params, samples, padded, factor, horizon)
+
+
+def check_dependencies(model, params, samples, padded, factor, horizon):
+    """Changes each sample p in turn and checks which log-probs move."""
+    length = samples.shape[1]
     base, out = _perturbed_log_probs(model, params, samples, padded)
     changed = out != base[None, :]  # changed[p, q]: q's log-prob moved with p
     p, q = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
