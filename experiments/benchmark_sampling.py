@@ -13,21 +13,27 @@ They add up to roughly the full step; the rest is per-step bookkeeping.
 Run:
   python experiments/benchmark_sampling.py --hidden_size=896 --seconds=10 \
       --factors=1,2,4,8,16 --repeats=3
+  python experiments/benchmark_sampling.py --seconds=4 --factors=1,16 \
+      --sparsity=0.9,0.95,0.98 --sparse_models=1536:0.96 --nobreakdown
 """
 
 import functools
+import itertools
 import json
+import math
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import app
 from absl import flags
 
 from subscale import folding
 from subscale import models
 from subscale import sampling
+from subscale import sparsity
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("hidden_size", 896, "GRU state size.")
@@ -42,15 +48,28 @@ flags.DEFINE_integer("context_channels", 128, "Context network output width.")
 flags.DEFINE_enum("noise", "uniform", sampling.NOISE_KINDS, "Noise kind.")
 flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
 flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
+flags.DEFINE_list(
+    "sparsity",
+    [],
+    "Sparsities of R (e.g. 0.9,0.95,0.98) to time with the "
+    "block-sparse path at --hidden_size, next to the dense model.",
+)
+flags.DEFINE_list(
+    "sparse_models",
+    [],
+    "Extra HIDDEN:SPARSITY models (e.g. 1536:0.96), each "
+    "timed with the dense model of the same number of non-zeros in R.",
+)
+flags.DEFINE_string("block_shape", "16x1", "Pruned block (outputs x inputs).")
 
 SAMPLE_RATE = 16_000
 HOP = 200
 N_MELS = 80
 
 
-def model_config(factor):
+def model_config(factor, hidden_size=None):
     return models.ModelConfig(
-        hidden_size=FLAGS.hidden_size,
+        hidden_size=hidden_size or FLAGS.hidden_size,
         cond_channels=FLAGS.cond_channels,
         n_mels=N_MELS,
         hop_length=HOP,
@@ -142,38 +161,59 @@ def main(argv):
     device = f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}"
     frames = int(FLAGS.seconds * SAMPLE_RATE) // HOP
     cases = []
-    for factor in map(int, FLAGS.factors):
-        for batch in map(int, FLAGS.batches):
-            cfg = model_config(factor)
-            model, params = init_params(cfg, jax.random.PRNGKey(0))
-            sample_fn = sampling.make_sample_fn(cfg, noise=FLAGS.noise)
-            mel = jnp.full((batch, frames, N_MELS), -4.0)
-            if batch == 1:
-                mel = mel[0]
-            key = jax.random.PRNGKey(1)
-            start = time.perf_counter()
-            compiled = sample_fn.lower(params, mel, key).compile()
-            compile_s = time.perf_counter() - start
-            steps = folding.num_steps(
-                folding.num_columns(frames * HOP, factor),
-                factor,
-                cfg.future_horizon,
+    variants = [(FLAGS.hidden_size, 0.0)]
+    variants += [(FLAGS.hidden_size, float(z)) for z in FLAGS.sparsity]
+    for spec in FLAGS.sparse_models:
+        hidden, z = spec.split(":")
+        hidden, z = int(hidden), float(z)
+        variants.append((hidden, z))
+        # The dense model with as many non-zeros in R (3 H^2), rounded to 16.
+        dense = int(round(hidden * math.sqrt(1.0 - z) / 16)) * 16
+        variants.append((dense, 0.0))
+    block = tuple(int(b) for b in FLAGS.block_shape.split("x"))
+    for factor, batch, (hidden, z) in itertools.product(
+        map(int, FLAGS.factors), map(int, FLAGS.batches), dict.fromkeys(variants)
+    ):
+        cfg = model_config(factor, hidden)
+        model, params = init_params(cfg, jax.random.PRNGKey(0))
+        layout = None
+        if z > 0:
+            scfg = sparsity.SparsityConfig(target=z, block_shape=block, prune=("R",))
+            params = sparsity.apply_masks(
+                params, sparsity.compute_masks(params, z, scfg)
             )
-            case = dict(
-                cfg=cfg,
-                batch=batch,
-                fn=compiled,
-                args=(params, mel, key),
-                compile_s=compile_s,
-                steps=steps,
-                times=[],
-                parts={},
-            )
-            if FLAGS.breakdown:
-                scans, h0 = partial_scans(model, params, batch * factor, steps)
-                case["scans"] = scans
-                case["h0"] = h0
-            cases.append(case)
+            layout = sparsity.block_layout(np.asarray(params["cell"]["R"]), block)
+        sample_fn = sampling.make_sample_fn(
+            cfg, noise=FLAGS.noise, sparse_layout=layout
+        )
+        mel = jnp.full((batch, frames, N_MELS), -4.0)
+        if batch == 1:
+            mel = mel[0]
+        key = jax.random.PRNGKey(1)
+        start = time.perf_counter()
+        compiled = sample_fn.lower(params, mel, key).compile()
+        compile_s = time.perf_counter() - start
+        steps = folding.num_steps(
+            folding.num_columns(frames * HOP, factor),
+            factor,
+            cfg.future_horizon,
+        )
+        case = dict(
+            sparsity=z,
+            cfg=cfg,
+            batch=batch,
+            fn=compiled,
+            args=(params, mel, key),
+            compile_s=compile_s,
+            steps=steps,
+            times=[],
+            parts={},
+        )
+        if FLAGS.breakdown and z == 0:
+            scans, h0 = partial_scans(model, params, batch * factor, steps)
+            case["scans"] = scans
+            case["h0"] = h0
+        cases.append(case)
     for _ in range(FLAGS.repeats):
         for case in cases:
             case["times"].append(timed(case["fn"], *case["args"]))
@@ -196,6 +236,8 @@ def main(argv):
             json.dumps(
                 dict(
                     hidden_size=cfg.hidden_size,
+                    sparsity=case["sparsity"],
+                    block_shape=FLAGS.block_shape if case["sparsity"] else None,
                     subscale_factor=cfg.subscale_factor,
                     future_horizon=cfg.future_horizon,
                     lookback=cfg.lookback,
