@@ -104,6 +104,7 @@ class Vocoder:
             batch = np.zeros((len(mels), lengths.max(), mels[0].shape[1]), np.float32)
             for n, m in enumerate(mels):
                 batch[n, : m.shape[0]] = m
+            batch, lengths = _spread_over_devices(batch, lengths)
             out = np.asarray(self.sample_fn(self.params, batch, key, lengths, temp))
             return [
                 audio.to_float(out[n, : lengths[n] * self.hop_length])
@@ -166,6 +167,16 @@ class Vocoder:
         )
         for piece in stream:
             yield audio.to_float(piece)
+
+
+def _spread_over_devices(*arrays):
+    """Shards arrays along their first axis over all devices when it divides."""
+    devices = jax.devices()
+    if len(devices) == 1 or arrays[0].shape[0] % len(devices):
+        return arrays
+    mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
+    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    return tuple(jax.device_put(a, sharding) for a in arrays)
 
 
 # Below this share of kept blocks the block-sparse product beats the dense one

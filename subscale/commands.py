@@ -34,13 +34,16 @@ def run(mode, config, workdir, *, input_path=None, output=None, stream=False):
         else:
             vocode(workdir, input_path, output, stream=stream)
     except errors.SubscaleError as e:
-        print(f"error: {e}", file=sys.stderr)
+        _report(str(e))
         return 1
     except OSError as e:
-        name = e.filename or workdir
-        print(f"error: {name}: {e.strerror or e}", file=sys.stderr)
+        _report(f"{e.filename or workdir}: {e.strerror or e}")
         return 1
     return 0
+
+
+def _report(message):
+    print("error: " + " ".join(message.split()), file=sys.stderr)
 
 
 def vocode(workdir, input_path, output, *, stream=False, chunk_frames=100):

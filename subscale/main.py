@@ -34,6 +34,18 @@ flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
 
+def parse_flags(argv):
+    """Parses flags; a bad flag or config override is one line and exit 1."""
+    try:
+        rest = FLAGS(argv)
+        FLAGS.config  # noqa: B018 - loads the config file now, to report it here
+        return rest
+    except Exception as e:  # noqa: BLE001 - every parse error is the user's input
+        message = " ".join(str(e).replace("\\n", " ").split())
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -52,4 +64,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
