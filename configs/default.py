@@ -27,6 +27,7 @@ def get_config():
     data.fmin = 40.0  # lowest mel band edge in Hz
     data.fmax = 8_000.0  # highest mel band edge in Hz
     data.seq_len = 4_000  # samples per training crop (multiple of hop_length and of B)
+    data.eval_seq_len = 8_000  # samples per eval crop (long: less zero-state start-up)
     data.dev_fraction = 0.05  # dev share when a file has no manifest split
     data.cache_dir = ""  # feature cache ("" = <workdir>/cache)
 

@@ -14,6 +14,7 @@ def get_config():
     config.model.context_summary = 4  # tiny context summary (B > 1 overrides)
     config.model.context_channels = 4  # tiny context
     config.data.seq_len = 400  # 2 frames per crop
+    config.data.eval_seq_len = 0  # eval crops as long as training crops
     config.train.batch_size = 2  # crops per step
     config.train.num_steps = 4  # a few steps
     config.train.learning_rate = 1e-3  # visible movement in few steps
