@@ -36,14 +36,15 @@ def validate(config):
             f"must be a positive multiple of data.hop_length={d.hop_length} "
             f"and of model.subscale_factor={m.subscale_factor}",
         )
-    if d.eval_seq_len and (
-        d.eval_seq_len < 0
-        or d.eval_seq_len % d.hop_length
-        or d.eval_seq_len % m.subscale_factor
+    eval_seq_len = d.get("eval_seq_len", 0)
+    if eval_seq_len and (
+        eval_seq_len < 0
+        or eval_seq_len % d.hop_length
+        or eval_seq_len % m.subscale_factor
     ):
         _fail(
             "data.eval_seq_len",
-            d.eval_seq_len,
+            eval_seq_len,
             "must be 0 (= data.seq_len) or a positive multiple of data.hop_length "
             "and of model.subscale_factor",
         )

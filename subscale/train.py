@@ -236,7 +236,7 @@ def eval_data(config, workdir, max_crops):
         utterances = load_corpus(config, workdir, ("dev",))
     return input_pipeline.eval_crops(
         utterances,
-        seq_len=d.eval_seq_len or d.seq_len,
+        seq_len=d.get("eval_seq_len", 0) or d.seq_len,
         hop_length=d.hop_length,
         mel_pad=models.MEL_PAD,
         max_crops=max_crops,
