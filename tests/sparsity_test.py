@@ -125,7 +125,7 @@ def test_sparse_subscale_keeps_the_exact_dependencies():
 
 
 def test_block_sparse_matmul_matches_dense():
-    kernel = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (32, 48)))
+    kernel = np.array(jax.random.normal(jax.random.PRNGKey(0), (32, 48)))
     kernel[
         np.random.default_rng(0).random((16, 1, 3, 16)).repeat(2, 1).reshape(32, 48)
         < 0.7
