@@ -9,7 +9,6 @@ import time
 
 import jax
 import numpy as np
-import pytest
 
 import subscale
 
@@ -105,7 +104,6 @@ print(json.dumps(dict(devices=jax.device_count(), losses=losses,
 """
 
 
-@pytest.mark.slow
 def test_eight_devices_match_one(tmp_path):
     results = {}
     for count in (1, 8):
