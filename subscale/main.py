@@ -30,6 +30,9 @@ flags.DEFINE_bool("stream", False, "vocode: write audio chunk by chunk as it is 
 flags.DEFINE_bool(
     "jax_distributed", False, "Call jax.distributed.initialize() (multi-host)."
 )
+flags.DEFINE_string("coordinator", None, "Multi-host: coordinator HOST:PORT.")
+flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
+flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
@@ -50,7 +53,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if FLAGS.jax_distributed:
-        jax.distributed.initialize()
+        jax.distributed.initialize(
+            FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id
+        )
     sys.exit(
         commands.run(
             FLAGS.mode,
