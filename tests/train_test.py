@@ -107,3 +107,42 @@ def test_nonfinite_skip_counts_and_keeps_params(tmp_path):
         np.all(np.isfinite(np.asarray(x)))
         for x in __import__("jax").tree_util.tree_leaves(params)
     )
+
+
+def test_subscale_config_through_every_mode(tmp_path):
+    config = tiny.get_config()
+    config.model.subscale_factor = 4
+    config.model.future_horizon = 1
+    config.model.lookback = 2
+    config.train.num_steps = 2
+    workdir = str(tmp_path / "w")
+    train.train_and_evaluate(config, workdir)
+    assert np.isfinite(train.evaluate(config, workdir)["eval_bits"])
+    clip = os.path.join(
+        subscale.input_pipeline.DEMO_DIR,
+        "train",
+        "it_IT_m_Carlo",
+        "queue-thankyou.flac",
+    )
+    assert (
+        commands.run(
+            "vocode",
+            None,
+            workdir,
+            input_path=clip,
+            output=str(tmp_path / "out"),
+            stream=True,
+        )
+        == 0
+    )
+    vocoder = subscale.load(workdir)
+    mel = vocoder.features(soundfile.read(clip, dtype="float32")[0], 16_000)[:7]
+    samples = np.zeros(7 * 200, np.int16)
+    log_p = vocoder.log_prob(samples, mel)
+    assert log_p.shape == (1400,) and np.all(np.isfinite(log_p))
+    waves = vocoder.generate([mel, mel[:3]], seed=2)
+    assert [w.shape for w in waves] == [(1400,), (600,)]
+    streamed = np.concatenate(
+        list(vocoder.generate_stream(mel, chunk_frames=2, seed=4))
+    )
+    np.testing.assert_array_equal(streamed, vocoder.generate(mel, seed=4))
