@@ -11,16 +11,9 @@ import soundfile
 from subscale import audio
 from subscale import errors
 from subscale import input_pipeline
+from tests import audio_test
 
-CFG = audio.MelConfig(
-    sample_rate=8_000,
-    n_fft=256,
-    hop_length=40,
-    win_length=160,
-    n_mels=16,
-    fmin=20.0,
-    fmax=4_000.0,
-)
+CFG = audio_test.CFG  # the same small 8 kHz analysis
 HOP = CFG.hop_length
 # Lengths of the synthetic files in samples; two are not multiples of HOP.
 LENGTHS = {"a/one.wav": 2_000, "a/two.flac": 1_390, "b/three.wav": 4_130}
