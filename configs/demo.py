@@ -19,11 +19,11 @@ def get_config():
     config.data.seq_len = 800  # 50 ms crops: short scans train faster per sample
     config.train.batch_size = 16  # crops per step: small batches, more updates
     config.train.num_steps = 1_600  # about 15 minutes on 2 cores
-    config.train.learning_rate = 4e-3  # high: the budget is short (4e-3 beat 2e-3)
-    config.train.warmup_steps = 50  # short warm-up
+    config.train.learning_rate = 8e-3  # high: the budget is short (beat 2e-3 and 4e-3)
+    config.train.warmup_steps = 100  # short warm-up
     config.train.checkpoint_every_steps = 200  # a kill loses at most 200 steps
     config.train.log_every_steps = 25  # metrics cadence
-    config.train.eval_every_steps = 400  # dev NLL cadence
+    config.train.eval_every_steps = 800  # dev NLL cadence
     config.train.eval_crops = 64  # dev crops per evaluation
     config.train.vocode_every_steps = 800  # dev clip wav + PNG cadence
     return config

@@ -248,6 +248,26 @@ def _append_jsonl(path, record):
         f.write(json.dumps(record) + "\n")
 
 
+def _keep_metrics_until(path, step):
+    """Drops the lines a killed run logged after the checkpoint it resumes from.
+
+    The resumed run logs those steps again, so `metrics.jsonl` ends up as an
+    uninterrupted run writes it; a line cut short by the kill goes too.
+    """
+    if not os.path.exists(path):
+        return
+    kept = []
+    with open(path) as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if line.endswith("\n") and record.get("step", 0) <= step:
+                kept.append(line)
+    audio.atomic_write(path, lambda tmp: checkpointing._write_text(tmp, "".join(kept)))
+
+
 def _check_finite(history, first_step):
     """Raises if any step in `history` (fetched metrics) was non-finite."""
     for offset, finite in enumerate(history):
@@ -291,6 +311,7 @@ def train_and_evaluate(config, workdir):
     else:
         logging.info("Resumed from step %d in %s.", step, workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
+    _keep_metrics_until(metrics_path, step)
     logging.info(
         "Model: %d parameters; %d train files; %d dev crops.",
         models.param_count(state.params),
@@ -303,43 +324,46 @@ def train_and_evaluate(config, workdir):
         total=t.num_steps, initial=step, unit="step", dynamic_ncols=True, disable=None
     )
     tick = time.perf_counter()
-    while step < t.num_steps:
-        state = sparsity.maybe_update_masks(state, step, config)
-        state, metrics = trainer.train_step(state, trainer.shard(batches.get(step)))
-        pending.append(metrics)
-        step += 1
-        progress.update(1)
-        due_log = step % t.log_every_steps == 0 or step == t.num_steps
-        due_save = mngr.should_save(step) or step == t.num_steps
-        if due_log or due_save:
-            fetched = jax.device_get(pending)
-            if t.nonfinite == "stop":
-                _check_finite([m["finite"] for m in fetched], step - len(fetched))
-            now = time.perf_counter()
-            last = dict(
-                step=step,
-                loss_bits=float(np.mean([m["loss_bits"] for m in fetched])),
-                grad_norm=float(np.mean([m["grad_norm"] for m in fetched])),
-                skipped=int(fetched[-1]["skipped"]),
-                learning_rate=float(trainer.schedule(step - 1)),
-                steps_per_second=len(fetched) / (now - tick),
-            )
-            tick, pending = now, []
-            _append_jsonl(metrics_path, last)
-            progress.set_postfix(bits=f"{last['loss_bits']:.3f}")
-            logging.info("step %d: %.4f bits/sample", step, last["loss_bits"])
-        if step % t.eval_every_steps == 0 or step == t.num_steps:
-            bits, count = trainer.evaluate(state.params, dev, t.batch_size)
-            last.update(step=step, dev_bits=bits, dev_samples=count)
-            _append_jsonl(metrics_path, dict(step=step, dev_bits=bits))
-            logging.info("step %d: dev %.4f bits/sample", step, bits)
-        if t.vocode_every_steps and step % t.vocode_every_steps == 0:
-            _vocode_dev_clip(trainer, state.params, dev_utts[0], workdir, step)
-        if due_save:
-            checkpointing.save(mngr, step, state, config, force=step == t.num_steps)
-    progress.close()
-    mngr.wait_until_finished()
-    mngr.close()
+    # An error (a non-finite step, a full disk) still lets the save in flight
+    # finish, so the checkpoint before it is complete.
+    try:
+        while step < t.num_steps:
+            state = sparsity.maybe_update_masks(state, step, config)
+            state, metrics = trainer.train_step(state, trainer.shard(batches.get(step)))
+            pending.append(metrics)
+            step += 1
+            progress.update(1)
+            due_log = step % t.log_every_steps == 0 or step == t.num_steps
+            due_save = mngr.should_save(step) or step == t.num_steps
+            if due_log or due_save:
+                fetched = jax.device_get(pending)
+                if t.nonfinite == "stop":
+                    _check_finite([m["finite"] for m in fetched], step - len(fetched))
+                now = time.perf_counter()
+                last = dict(
+                    step=step,
+                    loss_bits=float(np.mean([m["loss_bits"] for m in fetched])),
+                    grad_norm=float(np.mean([m["grad_norm"] for m in fetched])),
+                    skipped=int(fetched[-1]["skipped"]),
+                    learning_rate=float(trainer.schedule(step - 1)),
+                    steps_per_second=len(fetched) / (now - tick),
+                )
+                tick, pending = now, []
+                _append_jsonl(metrics_path, last)
+                progress.set_postfix(bits=f"{last['loss_bits']:.3f}")
+                logging.info("step %d: %.4f bits/sample", step, last["loss_bits"])
+            if step % t.eval_every_steps == 0 or step == t.num_steps:
+                bits, count = trainer.evaluate(state.params, dev, t.batch_size)
+                last.update(step=step, dev_bits=bits, dev_samples=count)
+                _append_jsonl(metrics_path, dict(step=step, dev_bits=bits))
+                logging.info("step %d: dev %.4f bits/sample", step, bits)
+            if t.vocode_every_steps and step % t.vocode_every_steps == 0:
+                _vocode_dev_clip(trainer, state.params, dev_utts[0], workdir, step)
+            if due_save:
+                checkpointing.save(mngr, step, state, config, force=step == t.num_steps)
+    finally:
+        progress.close()
+        mngr.close()
     return last
 
 
