@@ -15,6 +15,8 @@ Run:
       --factors=1,2,4,8,16 --repeats=3
   python experiments/benchmark_sampling.py --seconds=4 --factors=1,16 \
       --sparsity=0.9,0.95,0.98 --sparse_models=1536:0.96 --nobreakdown
+  python experiments/benchmark_sampling.py --seconds=2 --factors=1,16 \
+      --noise=uniform --noise=gumbel --nobreakdown
 """
 
 import functools
@@ -45,7 +47,12 @@ flags.DEFINE_integer("lookback", 32, "W for B > 1.")
 flags.DEFINE_integer("cond_channels", 128, "Mel conditioning width.")
 flags.DEFINE_integer("context_summary", 64, "Context summary width.")
 flags.DEFINE_integer("context_channels", 128, "Context network output width.")
-flags.DEFINE_enum("noise", "uniform", sampling.NOISE_KINDS, "Noise kind.")
+flags.DEFINE_multi_enum(
+    "noise",
+    ["uniform"],
+    sampling.NOISE_KINDS,
+    "Noise kinds to time (repeat the flag to compare them in one run).",
+)
 flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
 flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
 flags.DEFINE_list(
@@ -171,8 +178,11 @@ def main(argv):
         dense = int(round(hidden * math.sqrt(1.0 - z) / 16)) * 16
         variants.append((dense, 0.0))
     block = tuple(int(b) for b in FLAGS.block_shape.split("x"))
-    for factor, batch, (hidden, z) in itertools.product(
-        map(int, FLAGS.factors), map(int, FLAGS.batches), dict.fromkeys(variants)
+    for factor, batch, (hidden, z), noise in itertools.product(
+        map(int, FLAGS.factors),
+        map(int, FLAGS.batches),
+        dict.fromkeys(variants),
+        FLAGS.noise,
     ):
         cfg = model_config(factor, hidden)
         model, params = init_params(cfg, jax.random.PRNGKey(0))
@@ -183,9 +193,7 @@ def main(argv):
                 params, sparsity.compute_masks(params, z, scfg)
             )
             layout = sparsity.block_layout(np.asarray(params["cell"]["R"]), block)
-        sample_fn = sampling.make_sample_fn(
-            cfg, noise=FLAGS.noise, sparse_layout=layout
-        )
+        sample_fn = sampling.make_sample_fn(cfg, noise=noise, sparse_layout=layout)
         mel = jnp.full((batch, frames, N_MELS), -4.0)
         if batch == 1:
             mel = mel[0]
@@ -199,6 +207,7 @@ def main(argv):
             cfg.future_horizon,
         )
         case = dict(
+            noise=noise,
             sparsity=z,
             cfg=cfg,
             batch=batch,
@@ -243,7 +252,7 @@ def main(argv):
                     lookback=cfg.lookback,
                     batch=case["batch"],
                     seconds_of_audio=FLAGS.seconds * case["batch"],
-                    noise=FLAGS.noise,
+                    noise=case["noise"],
                     steps=case["steps"],
                     compile_s=round(case["compile_s"], 2),
                     run_s=round(seconds, 3),
