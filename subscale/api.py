@@ -152,9 +152,30 @@ class Vocoder:
         return self.generate(self.features(waveform, sample_rate), seed=seed)
 
     def generate_stream(self, mel, chunk_frames=100, seed=0, temperature=None):
-        """Yields float32 chunks of `generate(mel, seed)` as they are made."""
+        """Generates `generate(mel, seed)` chunk by chunk.
+
+        Args:
+          mel: [frames, n_mels].
+          chunk_frames: frames of audio per chunk; chunk_frames * hop must be a
+            multiple of the subscale factor.
+          seed: integer seed.
+          temperature: softmax temperature (default: config.sampling.temperature).
+
+        Returns:
+          An iterator of float32 [k] chunks, frames * hop samples in all. Bad
+          arguments raise here, not at the first chunk.
+        """
         mel = self._check_mel(mel)
         temp = self.config.sampling.temperature if temperature is None else temperature
+        if temp <= 0:
+            raise errors.SubscaleError(f"temperature={temp}: must be > 0")
+        factor = self.model_config.subscale_factor
+        if chunk_frames < 1 or (chunk_frames * self.hop_length) % factor:
+            raise errors.SubscaleError(
+                f"chunk_frames={chunk_frames}: chunk_frames * hop_length "
+                f"({self.hop_length}) must be a positive multiple of the subscale "
+                f"factor {factor}"
+            )
         stream = sampling.generate_stream(
             self.model,
             self.params,
@@ -165,8 +186,7 @@ class Vocoder:
             self.config.sampling.noise,
             self.sparse_layout,
         )
-        for piece in stream:
-            yield audio.to_float(piece)
+        return (audio.to_float(piece) for piece in stream)
 
 
 def _spread_over_devices(*arrays):

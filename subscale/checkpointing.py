@@ -30,6 +30,16 @@ SHAPE_FIELDS = (
     "model.context_channels",
     "data.n_mels",
 )
+# Feature fields: other values leave the shapes alone but feed the model audio
+# and mels unlike those it was trained on.
+FEATURE_FIELDS = (
+    "data.sample_rate",
+    "data.hop_length",
+    "data.n_fft",
+    "data.win_length",
+    "data.fmin",
+    "data.fmax",
+)
 
 
 def manager(workdir, config, *, read_only=False):
@@ -88,8 +98,8 @@ def load_config(workdir):
 
 
 def check_compatible(saved, config, workdir):
-    """Raises if the checkpoint's config fixes other parameter shapes."""
-    for field in SHAPE_FIELDS:
+    """Raises if the checkpoint's config fixes other shapes or features."""
+    for field in SHAPE_FIELDS + FEATURE_FIELDS:
         group, name = field.split(".")
         old = saved[group].get(name) if group in saved else None
         new = config[group][name]
@@ -114,10 +124,20 @@ def restore(mngr, abstract_state, step=None):
     step = mngr.latest_step() if step is None else step
     if step is None:
         return None, None
-    restored = mngr.restore(
-        step,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
-    )
+    try:
+        restored = mngr.restore(
+            step,
+            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
+        )
+    except (OSError, ValueError, KeyError) as e:
+        # Orbax lists only checkpoints whose save completed, so this one was
+        # damaged since, or holds another model; orbax's message spans lines.
+        reason = " ".join(str(e).split())[:200]
+        raise errors.SubscaleError(
+            f"{mngr.directory / str(step)}: cannot restore this checkpoint, "
+            f"damaged or of another config ({type(e).__name__}: {reason}); "
+            "move it away to use an earlier one"
+        ) from e
     return restored.state, step
 
 

@@ -77,7 +77,7 @@ def list_audio(root, dev_fraction=0.05):
     if os.path.isfile(manifest):
         return _read_manifest(manifest)
     found = []
-    for folder, subfolders, names in os.walk(root):
+    for folder, subfolders, names in os.walk(root, onerror=_unreadable_folder):
         subfolders.sort()
         for name in names:
             if name.lower().endswith(AUDIO_EXTENSIONS):
@@ -88,6 +88,13 @@ def list_audio(root, dev_fraction=0.05):
         )
     found.sort()
     return [(path, _hash_split(path, root, dev_fraction)) for path in found]
+
+
+def _unreadable_folder(error):
+    """os.walk would skip the folder; a corpus with holes is an error."""
+    raise errors.SubscaleError(
+        f"{error.filename}: cannot read the folder ({error.strerror or error})"
+    ) from error
 
 
 def _hash_split(path, root, dev_fraction):

@@ -1,9 +1,12 @@
 """Bad inputs: each gives one line naming the file or field, and changes nothing.
 
 Most cases call `commands.run`, the function the CLI calls; a few run the CLI in
-a subprocess to check the exit code and that no traceback is printed.
+a subprocess to check the exit code and that no traceback is printed. Denied
+permissions and full disks are simulated by patching the call that meets them,
+since file modes do not stop root.
 """
 
+import builtins
 import errno
 import os
 import shutil
@@ -63,6 +66,18 @@ def _as_train(folder):
     return str(folder)
 
 
+def _deny(monkeypatch, module, name, path, code=errno.EACCES):
+    """Makes `module.name(p, ...)` raise OSError(code) for p under `path`."""
+    real = getattr(module, name)
+
+    def denied(target, *args, **kwargs):
+        if str(target).startswith(str(path)):
+            raise OSError(code, os.strerror(code), str(target))
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, denied)
+
+
 def _config(**data):
     config = tiny.get_config()
     for key, value in data.items():
@@ -89,18 +104,17 @@ def test_empty_folder(capsys, tmp_path):
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every folder")
-def test_unreadable_folder(capsys, tmp_path):
+def test_unreadable_folder(capsys, tmp_path, monkeypatch):
     folder = tmp_path / "locked"
     folder.mkdir()
     shutil.copy(CLIP, folder)
-    folder.chmod(0)
+    _deny(monkeypatch, os, "scandir", folder)
     _fails(
         capsys,
         "train",
         _config(data__train_dir=str(folder)),
         str(tmp_path / "w"),
-        "locked",
+        "locked: cannot read the folder (Permission denied)",
     )
 
 
@@ -117,11 +131,12 @@ def test_non_audio_file(capsys, tmp_path):
     )
 
 
-def test_truncated_flac(capsys, tmp_path):
+@pytest.mark.parametrize("kept", [200, 17_000])
+def test_truncated_flac(capsys, tmp_path, kept):
     folder = tmp_path / "corpus"
     folder.mkdir()
     data = open(CLIP, "rb").read()
-    (folder / "cut.flac").write_bytes(data[:200])
+    (folder / "cut.flac").write_bytes(data[:kept])
     _fails(
         capsys,
         "train",
@@ -170,6 +185,43 @@ def test_too_short_clips(capsys, tmp_path):
     )
 
 
+def test_nan_in_an_audio_file(capsys, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    wave = np.zeros(8_000, np.float32)
+    wave[100] = np.nan
+    soundfile.write(folder / "nan.wav", wave, 16_000, subtype="FLOAT")
+    err = _fails(
+        capsys,
+        "train",
+        _config(data__train_dir=_as_train(folder)),
+        str(tmp_path / "w"),
+        "nan.wav",
+    )
+    assert "NaN" in err
+
+
+@pytest.mark.parametrize(
+    "rows,message",
+    [
+        (["file,split", "gone.flac,train"], "missing, first"),
+        (["file,split", "a.flac,test"], "'test' is not train or dev"),
+        (["name,part", "a.flac,train"], "missing column(s) file, split"),
+    ],
+)
+def test_bad_manifest(capsys, tmp_path, rows, message):
+    shutil.copy(CLIP, tmp_path / "a.flac")
+    (tmp_path / "manifest.csv").write_text("\n".join(rows) + "\n")
+    err = _fails(
+        capsys,
+        "train",
+        _config(data__train_dir=str(tmp_path)),
+        str(tmp_path / "w"),
+        "manifest.csv",
+    )
+    assert message in err
+
+
 def test_nan_and_inf_in_api_arrays(trained):
     vocoder = subscale.load(trained[1])
     bad = np.zeros(1600, np.float32)
@@ -204,6 +256,28 @@ def test_sample_rate_mismatch_is_resampled_and_stereo_is_mixed(trained, tmp_path
         vocoder.features(stereo.astype(np.float32), 0)
 
 
+def test_bad_sampling_arguments(trained):
+    vocoder = subscale.load(trained[1])
+    mel = np.full((3, 80), -4.0, np.float32)
+    with pytest.raises(errors.SubscaleError, match="temperature=0"):
+        vocoder.generate(mel, temperature=0)
+    # Raised by the call, before any chunk is asked for.
+    for chunk_frames in (0, -2):
+        with pytest.raises(errors.SubscaleError, match="chunk_frames"):
+            vocoder.generate_stream(mel, chunk_frames)
+    with pytest.raises(errors.SubscaleError, match="mel"):
+        vocoder.generate_stream(mel[:, :10], 2)
+
+
+def test_checkpoint_of_other_features(capsys, trained):
+    config, workdir = trained
+    before = _snapshot(workdir)
+    other = tiny.get_config()
+    other.data.sample_rate = 22_050
+    _fails(capsys, "evaluate", other, workdir, "data.sample_rate=16000", "22050")
+    assert _snapshot(workdir) == before
+
+
 @pytest.mark.parametrize(
     "field,value",
     [
@@ -228,10 +302,15 @@ def test_unknown_mode(capsys, tmp_path):
     _fails(capsys, "dance", tiny.get_config(), str(tmp_path), "--mode")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes everywhere")
-def test_unwritable_workdir(capsys, tmp_path):
-    tmp_path.chmod(0o500)
-    _fails(capsys, "train", tiny.get_config(), str(tmp_path / "w"), "w")
+def test_unwritable_workdir(capsys, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _deny(monkeypatch, os, "makedirs", locked)
+    _deny(monkeypatch, builtins, "open", locked)
+    # A new workdir in a locked folder, and an existing locked workdir.
+    _fails(capsys, "train", tiny.get_config(), str(locked / "w"), "locked/w")
+    _fails(capsys, "train", tiny.get_config(), str(locked), "not writable")
+    assert not os.listdir(locked)
 
 
 def test_workdir_is_a_file(capsys, tmp_path):
@@ -248,6 +327,33 @@ def test_checkpoint_from_incompatible_config(capsys, trained):
     _fails(capsys, "train", other, workdir, "model.hidden_size")
     _fails(capsys, "evaluate", other, workdir, "model.hidden_size")
     assert _snapshot(workdir) == before
+
+
+def test_damaged_checkpoint(capsys, trained, tmp_path):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(trained[1], workdir)
+    latest = os.path.join(workdir, "checkpoints", "2")
+    shutil.rmtree(os.path.join(latest, "state", "d"))
+    before = _snapshot(workdir)
+    err = _fails(capsys, "evaluate", trained[0], workdir, latest)
+    assert "cannot restore" in err
+    assert _snapshot(workdir) == before
+
+
+def test_corrupt_config_json(capsys, trained, tmp_path):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(trained[1], workdir)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write("{not json")
+    _fails(
+        capsys,
+        "vocode",
+        None,
+        workdir,
+        "config.json: unreadable config",
+        input_path=CLIP,
+        output=str(tmp_path / "out"),
+    )
 
 
 def test_no_checkpoint_for_evaluate_and_vocode(capsys, tmp_path):
@@ -273,6 +379,11 @@ def test_missing_vocode_input(capsys, trained, tmp_path):
         input_path=str(tmp_path / "nothing.flac"),
         output=str(tmp_path),
     )
+
+
+def test_missing_vocode_arguments(capsys, trained, tmp_path):
+    _fails(capsys, "vocode", None, trained[1], "--input", output=str(tmp_path))
+    _fails(capsys, "vocode", None, trained[1], "--output", input_path=CLIP)
 
 
 def test_disk_full_keeps_old_outputs(capsys, trained, tmp_path, monkeypatch):
@@ -302,6 +413,52 @@ def test_disk_full_keeps_old_outputs(capsys, trained, tmp_path, monkeypatch):
     assert not [f for f in os.listdir(out) if f.startswith(".tmp")]
 
 
+def test_disk_full_while_streaming_keeps_old_outputs(
+    capsys, trained, tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    args = dict(input_path=CLIP, output=str(out), stream=True)
+    assert commands.run("vocode", None, trained[1], **args) == 0
+    capsys.readouterr()
+    wav = out / "queue-thankyou.wav"
+    before = wav.read_bytes()
+    writes = []
+
+    def write(self, data):
+        writes.append(len(data))
+        if len(writes) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(soundfile.SoundFile, "write", write)
+    err = _fails(capsys, "vocode", None, trained[1], "queue-thankyou.wav", **args)
+    assert "No space left" in err and len(writes) == 2
+    assert wav.read_bytes() == before
+    assert not [f for f in os.listdir(out) if f.startswith(".tmp")]
+
+
+def test_disk_full_during_training_keeps_checkpoints(
+    capsys, trained, tmp_path, monkeypatch
+):
+    config, _ = trained
+    workdir = str(tmp_path / "w")
+    shutil.copytree(trained[1], workdir)
+    checkpoints = _snapshot(os.path.join(workdir, "checkpoints"))
+    real_open = builtins.open
+    metrics = os.path.join(workdir, "metrics.jsonl")
+
+    def full(path, mode="r", *args, **kwargs):
+        if str(path) == metrics and "a" in mode:
+            raise OSError(errno.ENOSPC, "No space left on device", metrics)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full)
+    more = tiny.get_config()
+    more.train.num_steps = 3
+    err = _fails(capsys, "train", more, workdir, "metrics.jsonl", "No space left")
+    assert "step" not in err
+    assert _snapshot(os.path.join(workdir, "checkpoints")) == checkpoints
+
+
 def _cli(*args):
     return subprocess.run(
         [sys.executable, "-m", "subscale.main", *args],
@@ -328,3 +485,8 @@ def test_cli_config_typo_and_bad_file(tmp_path):
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "missing" in bad.stderr.strip().splitlines()[-1]
+    mode = _cli("--config=configs/tiny.py", f"--workdir={tmp_path}", "--mode=dance")
+    assert mode.returncode == 1 and "Traceback" not in mode.stderr
+    assert mode.stderr.strip().splitlines() == [
+        "error: flag --mode=dance: value should be one of <train|evaluate|vocode>"
+    ]
