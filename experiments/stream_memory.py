@@ -6,10 +6,15 @@ nothing), and reports its peak resident set size (ru_maxrss). Prints one JSON
 line per length and one with the ratio.
 
 Run:
-  python experiments/stream_memory.py --minutes=1,10 --hidden_size=64
+  python experiments/stream_memory.py --minutes=1,10 --hidden_size=64 \
+      > experiments/stream_memory.jsonl
+
+stream_memory.jsonl holds the output of that command at commit a45bcc9 on the
+2-core development machine (10 minutes: 1.16x the peak RSS of 1 minute).
 """
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -26,6 +31,8 @@ flags.DEFINE_integer("chunk_frames", 400, "Frames per streamed chunk.")
 flags.DEFINE_float("child_minutes", None, "Internal: run one length here.")
 
 HOP = 200
+# The child imports `configs`, which lives beside `subscale` in the repository.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def child(minutes):
@@ -84,6 +91,7 @@ def main(argv):
             capture_output=True,
             text=True,
             check=True,
+            env=dict(os.environ, PYTHONPATH=ROOT),
         )
         line = out.stdout.strip().splitlines()[-1]
         print(line, flush=True)
