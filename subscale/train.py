@@ -243,7 +243,14 @@ def eval_data(config, workdir, max_crops):
     ), utterances
 
 
+def _is_writer():
+    """Whether this process writes the workdir's files (one per shared workdir)."""
+    return jax.process_index() == 0
+
+
 def _append_jsonl(path, record):
+    if not _is_writer():
+        return
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
 
@@ -254,7 +261,7 @@ def _keep_metrics_until(path, step):
     The resumed run logs those steps again, so `metrics.jsonl` ends up as an
     uninterrupted run writes it; a line cut short by the kill goes too.
     """
-    if not os.path.exists(path):
+    if not _is_writer() or not os.path.exists(path):
         return
     kept = []
     with open(path) as f:
@@ -293,7 +300,8 @@ def train_and_evaluate(config, workdir):
         checkpointing.check_compatible(
             checkpointing.load_config(workdir), config, workdir
         )
-    checkpointing.write_config(workdir, config)
+    if _is_writer():
+        checkpointing.write_config(workdir, config)
     train_utts = load_corpus(config, workdir, ("train",))
     batches = input_pipeline.TrainBatches(
         train_utts,
@@ -370,7 +378,7 @@ def train_and_evaluate(config, workdir):
 def _make_workdir(workdir):
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write-test")
+        probe = os.path.join(workdir, f".write-test-{jax.process_index()}")
         with open(probe, "w"):
             pass
         os.remove(probe)
@@ -388,6 +396,8 @@ def _vocode_dev_clip(trainer, params, utterance, workdir, step):
     mel = utterance.mel[:frames]
     sample_fn = sampling.make_sample_fn(trainer.model_config, noise=cfg.sampling.noise)
     generated = sample_fn(params, mel, jax.random.PRNGKey(step))
+    if not _is_writer():
+        return
     original = audio.to_float(utterance.samples[: mel.shape[0] * cfg.data.hop_length])
     base = os.path.join(workdir, "samples", f"step_{step}")
     audio.write_wav(
@@ -432,8 +442,9 @@ def evaluate(config, workdir):
     )
     line = json.dumps(result)
     print(line, flush=True)
-    audio.atomic_write(
-        os.path.join(workdir, "eval.json"),
-        lambda tmp: checkpointing._write_text(tmp, line + "\n"),
-    )
+    if _is_writer():
+        audio.atomic_write(
+            os.path.join(workdir, "eval.json"),
+            lambda tmp: checkpointing._write_text(tmp, line + "\n"),
+        )
     return result

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -360,3 +361,66 @@ def test_same_seed_same_audio_across_processes(corpus, device_runs):
     waves = vocoder.generate(mels[:3], seed=1)
     here = hashlib.sha1(np.concatenate(waves).tobytes()).hexdigest()
     assert here == device_runs[1]["three"] == device_runs[8]["three"]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_match_one(tmp_path, corpus):
+    """--jax_distributed: 2 processes x 2 CPU devices train as 1 x 4 devices."""
+    args = (
+        "--config.train.batch_size=4",
+        "--config.train.num_steps=4",
+        "--config.train.checkpoint_every_steps=2",
+        "--config.train.eval_every_steps=4",
+    )
+    env = dict(
+        os.environ,
+        XLA_FLAGS="--xla_force_host_platform_device_count=4",
+        JAX_CPU_COLLECTIVES_IMPLEMENTATION="gloo",
+    )
+    single = str(tmp_path / "single")
+    done = _run(_train_args(single, corpus, *args), env)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    shared = str(tmp_path / "shared")
+    port = _free_port()
+    procs = [
+        subprocess.Popen(
+            _train_args(
+                shared,
+                corpus,
+                *args,
+                "--jax_distributed",
+                f"--coordinator=localhost:{port}",
+                "--num_processes=2",
+                f"--process_id={n}",
+            ),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+
+    one, two = _metrics(single), _metrics(shared)
+    assert [r["step"] for r in two] == [r["step"] for r in one]  # logged once
+    for a, b in zip(one, two, strict=True):
+        for key in ("loss_bits", "dev_bits"):
+            if key in a:
+                np.testing.assert_allclose(b[key], a[key], rtol=1e-5)
+    step_a, state_a = _state(single)
+    step_b, state_b = _state(shared)
+    assert step_a == step_b == 4
+    for a, b in zip(state_a, state_b, strict=True):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
