@@ -420,7 +420,10 @@ def restore_params(workdir, config=None):
         checkpointing.check_compatible(saved, config, workdir)
     trainer = Trainer(config)
     mngr = checkpointing.manager(workdir, config, read_only=True)
-    state, step = checkpointing.restore(mngr, trainer.abstract_state())
+    try:
+        state, step = checkpointing.restore(mngr, trainer.abstract_state())
+    finally:
+        mngr.close()
     if state is None:
         raise errors.SubscaleError(f"{workdir}: no checkpoint to load")
     return config, state.params, state.masks, step
