@@ -3,6 +3,8 @@
 import json
 import os
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile
@@ -11,6 +13,7 @@ import subscale
 from configs import tiny
 from subscale import commands
 from subscale import errors
+from subscale import sparsity
 from subscale import train
 
 
@@ -78,6 +81,27 @@ def test_load_gives_the_trained_model(trained):
     assert np.all(np.abs(wave) <= 1.0)
 
 
+def test_train_step_keeps_hand_masked_weights_at_zero():
+    trainer = train.Trainer(tiny.get_config())
+    state = trainer.init_state(0)
+    r = np.asarray(state.params["cell"]["R"])
+    mask = (np.random.default_rng(0).uniform(size=r.shape) < 0.5).astype(r.dtype)
+    masks = {"cell": {"R": jnp.asarray(mask)}}
+    state = state.replace(masks=masks, params=sparsity.apply_masks(state.params, masks))
+    batch = trainer.example()
+    rng = np.random.default_rng(1)
+    batch = dict(
+        samples=rng.integers(-3_000, 3_000, (2, 400), dtype=np.int16),
+        mel=np.tile(batch["mel"], (2, 1, 1)) - 4.0,
+    )
+    for _ in range(3):
+        state, metrics = trainer.train_step(state, trainer.shard(batch))
+    after = np.asarray(state.params["cell"]["R"])
+    assert int(state.step) == 3 and bool(metrics["finite"])
+    assert np.all(after[mask == 0] == 0)
+    assert np.mean(after[mask == 1] != r[mask == 1]) > 0.9
+
+
 def test_nonfinite_loss_stops_and_keeps_the_checkpoint(tmp_path):
     config = tiny.get_config()
     config.train.num_steps = 2
@@ -103,10 +127,7 @@ def test_nonfinite_skip_counts_and_keeps_params(tmp_path):
     result = train.train_and_evaluate(config, str(tmp_path))
     assert result["skipped"] >= 1
     params = subscale.load(str(tmp_path)).params
-    assert all(
-        np.all(np.isfinite(np.asarray(x)))
-        for x in __import__("jax").tree_util.tree_leaves(params)
-    )
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(params))
 
 
 def test_subscale_config_through_every_mode(tmp_path):

@@ -1,0 +1,74 @@
+"""The Python API on untrained models: shapes, dtypes and argument checks."""
+
+import jax
+import numpy as np
+import pytest
+
+import subscale
+from configs import tiny
+from subscale import audio
+from subscale import errors
+
+HOP = 200
+N_MELS = 80
+
+
+@pytest.fixture(scope="module", params=[1, 4], ids=["B1", "B4"])
+def vocoder(request):
+    config = tiny.get_config()
+    config.model.subscale_factor = request.param
+    config.model.future_horizon = 1
+    config.model.lookback = 2
+    return subscale.create(config, seed=0)
+
+
+def _mel(frames, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-6.0, 0.0, (frames, N_MELS)).astype(np.float32)
+
+
+def test_generate_shapes_and_range(vocoder):
+    wave = vocoder.generate(_mel(5), seed=1)
+    assert wave.shape == (5 * HOP,) and wave.dtype == np.float32
+    assert np.all(np.abs(wave) <= 1.0)
+    np.testing.assert_array_equal(wave, vocoder.generate(_mel(5), seed=1))
+    waves = vocoder.generate([_mel(5), _mel(2, seed=1)], seed=1)
+    assert [w.shape for w in waves] == [(5 * HOP,), (2 * HOP,)]
+    raw = vocoder.sample_fn(vocoder.params, _mel(5), jax.random.PRNGKey(1), None, 1.0)
+    assert raw.shape == (5 * HOP,) and raw.dtype == np.int16
+    np.testing.assert_array_equal(audio.to_float(np.asarray(raw)), wave)
+
+
+def test_log_prob_pads_and_trims(vocoder):
+    # 5 frames = 1000 samples: not a multiple of hop * B = 800 when B = 4.
+    samples = np.random.default_rng(0).integers(-300, 300, 5 * HOP, dtype=np.int16)
+    log_p = vocoder.log_prob(samples, _mel(5))
+    assert log_p.shape == (5 * HOP,) and log_p.dtype == np.float32
+    assert np.all(np.isfinite(log_p)) and np.all(log_p <= 0.0)
+
+
+def test_features_and_vocode_lengths(vocoder):
+    x = np.random.default_rng(0).uniform(-0.1, 0.1, 1_034).astype(np.float32)
+    assert vocoder.features(x, 16_000).shape == (1_034 // HOP, N_MELS)
+    stereo = np.stack([x, 3 * x], axis=1)  # mixed to mono: 2 x
+    np.testing.assert_allclose(
+        vocoder.features(stereo, 16_000), vocoder.features(2 * x, 16_000), atol=1e-5
+    )
+    assert vocoder.vocode(x, 16_000).shape == ((1_034 // HOP) * HOP,)
+
+
+def test_bad_arrays_name_the_argument(vocoder):
+    mel = _mel(3)
+    mel[1, 4] = np.nan
+    with pytest.raises(errors.SubscaleError, match=r"mel\[1\]: contains NaN"):
+        vocoder.generate([_mel(3), mel])
+    with pytest.raises(errors.SubscaleError, match="mel: contains NaN"):
+        vocoder.log_prob(np.zeros(3 * HOP, np.int16), mel)
+    with pytest.raises(errors.SubscaleError, match="samples: expected int16"):
+        vocoder.log_prob(np.zeros(3 * HOP, np.float32), _mel(3))
+    with pytest.raises(errors.SubscaleError, match="n_mels=80"):
+        vocoder.log_prob(np.zeros(3 * HOP, np.int16), _mel(3)[:, :40])
+    x = np.zeros(1_000, np.float32)
+    x[7] = np.inf
+    with pytest.raises(errors.SubscaleError, match="audio"):
+        vocoder.features(x, 16_000)
