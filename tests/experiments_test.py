@@ -1,0 +1,128 @@
+"""experiments/batch_size_vs_quality.py: budgets, outputs and resuming."""
+
+import json
+import os
+
+import pytest
+from absl.testing import flagsaver
+
+from configs import demo
+from experiments import batch_size_vs_quality as bsq
+
+CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
+OUTPUTS = (
+    "results.jsonl",
+    "results.md",
+    "quality_vs_B.png",
+    "speed_vs_B.png",
+    "seams.png",
+    "report.html",
+)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_every_model_gets_the_same_budget(quick, tmp_path):
+    options = (
+        bsq.quick_options(workdir=str(tmp_path))
+        if quick
+        else bsq.Options(workdir=str(tmp_path))
+    )
+    base = bsq.base_for(demo.get_config(), options)
+    systems = bsq.make_systems(base, options)
+    models = [s for s in systems if s.kind == "model"]
+    names = [s.name for s in models]
+    assert names[:5] == ["B1", "B2_F16", "B4_F16", "B8_F16", "B16_F16"]
+    assert names[5:] == [f"B16_F{f}" for f in options.horizons]
+    budgets = {s.config.data.seq_len * s.config.train.batch_size for s in models}
+    assert budgets == {base.data.seq_len * base.train.batch_size}
+    for s in models:
+        c = s.config
+        assert c.model.hidden_size == base.model.hidden_size
+        assert c.train.num_steps == base.train.num_steps
+        assert c.data.eval_seq_len == base.data.eval_seq_len
+        assert c.data.seq_len % s.factor == 0
+    if not quick:
+        b16 = next(s for s in models if s.name == "B16_F16").config
+        assert (b16.data.seq_len, b16.train.batch_size) == (3_200, 4)
+    kinds = [s.kind for s in systems]
+    assert kinds[-4:] == ["fold", "fold", "griffin_lim", "original"]
+
+
+def _check_outputs(root, records, clips):
+    for name in OUTPUTS:
+        assert os.path.getsize(os.path.join(root, name)) > 0, name
+    lines = [json.loads(x) for x in open(os.path.join(root, "results.jsonl"))]
+    assert lines == records
+    html = open(os.path.join(root, "report.html")).read()
+    for r in records:
+        assert r["clips"] == clips
+        assert r["lmd_db"] is not None and r["mcd_db"] is not None
+        folder = os.path.join(root, "audio", r["system"])
+        wavs = sorted(os.listdir(folder))
+        assert len(wavs) == clips
+        for wav in wavs:
+            assert f"audio/{r['system']}/{wav}" in html
+            png = os.path.join(root, "spectrograms", r["system"], wav[:-4] + ".png")
+            assert os.path.exists(png)
+    by_name = {r["system"]: r for r in records}
+    assert by_name["original"]["lmd_db"] == 0.0
+    assert by_name["B1"]["nll_bits"] > 0
+    assert by_name["B1"]["samples_per_second"] > 0
+
+
+def test_small_run_writes_every_output_and_resumes(tmp_path):
+    """One tiny model (B = 1) with every baseline and output, then a re-run."""
+    root = str(tmp_path)
+    options = bsq.quick_options(
+        workdir=root,
+        factors=(1,),
+        horizons=(),
+        num_steps=2,
+        clips=1,
+        fold_chunks=(4,),
+    )
+    records = bsq.run(demo.get_config(), options)
+    assert [r["system"] for r in records] == ["B1", "fold4", "griffin_lim", "original"]
+    _check_outputs(root, records, clips=1)
+    assert os.path.exists(os.path.join(root, "runs", "B1", "checkpoints", "2"))
+
+    cells = os.path.join(root, "cells")
+    stamps = {
+        os.path.join(d, f): os.path.getmtime(os.path.join(d, f))
+        for d, _, files in os.walk(cells)
+        for f in files
+    }
+    again = bsq.run(demo.get_config(), options)
+    assert again == records
+    for path, stamp in stamps.items():
+        assert os.path.getmtime(path) == stamp, f"{path} was measured again"
+
+
+@pytest.mark.slow
+def test_quick_mode_from_the_command_line(tmp_path):
+    """The whole --quick pipeline through `main` (about 3 minutes on 2 cores)."""
+    root = str(tmp_path)
+    argv = [
+        "batch_size_vs_quality",
+        "--quick",
+        f"--workdir={root}",
+        f"--base_config={os.path.join(CONFIGS, 'demo.py')}",
+    ]
+    with flagsaver.flagsaver():
+        bsq.FLAGS(argv)
+        bsq.main(["batch_size_vs_quality"])
+    records = [json.loads(x) for x in open(os.path.join(root, "results.jsonl"))]
+    names = [r["system"] for r in records]
+    assert names == [
+        "B1",
+        "B2_F16",
+        "B4_F16",
+        "B8_F16",
+        "B16_F16",
+        "B16_F4",
+        "fold4",
+        "fold16",
+        "griffin_lim",
+        "original",
+    ]
+    _check_outputs(root, records, clips=2)
