@@ -15,6 +15,8 @@ Run:
       --factors=1,2,4,8,16 --repeats=3
   python experiments/benchmark_sampling.py --seconds=4 --factors=1,16 \
       --sparsity=0.9,0.95,0.98 --sparse_models=1536:0.96 --nobreakdown
+  python experiments/benchmark_sampling.py --seconds=4 --factors=1,16 \
+      --sparsity=0.95 --prune=R,O1,O2,O3,O4 --nobreakdown
   python experiments/benchmark_sampling.py --seconds=2 --factors=1,16 \
       --noise=uniform --noise=gumbel --nobreakdown
 """
@@ -28,7 +30,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app
 from absl import flags
 
@@ -58,7 +59,7 @@ flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
 flags.DEFINE_list(
     "sparsity",
     [],
-    "Sparsities of R (e.g. 0.9,0.95,0.98) to time with the "
+    "Sparsities (e.g. 0.9,0.95,0.98) of the --prune matrices to time with the "
     "block-sparse path at --hidden_size, next to the dense model.",
 )
 flags.DEFINE_list(
@@ -68,6 +69,12 @@ flags.DEFINE_list(
     "timed with the dense model of the same number of non-zeros in R.",
 )
 flags.DEFINE_string("block_shape", "16x1", "Pruned block (outputs x inputs).")
+flags.DEFINE_list(
+    "prune",
+    ["R"],
+    "Matrices pruned in the sparse models (R, O1, O2, O3, O4); each goes "
+    "through the block-sparse product.",
+)
 
 SAMPLE_RATE = 16_000
 HOP = 200
@@ -186,14 +193,16 @@ def main(argv):
     ):
         cfg = model_config(factor, hidden)
         model, params = init_params(cfg, jax.random.PRNGKey(0))
-        layout = None
+        layouts = {}
         if z > 0:
-            scfg = sparsity.SparsityConfig(target=z, block_shape=block, prune=("R",))
+            scfg = sparsity.SparsityConfig(
+                target=z, block_shape=block, prune=tuple(FLAGS.prune)
+            )
             params = sparsity.apply_masks(
                 params, sparsity.compute_masks(params, z, scfg)
             )
-            layout = sparsity.block_layout(np.asarray(params["cell"]["R"]), block)
-        sample_fn = sampling.make_sample_fn(cfg, noise=noise, sparse_layout=layout)
+            layouts = sparsity.sampling_layouts(params, scfg)
+        sample_fn = sampling.make_sample_fn(cfg, noise=noise, sparse_layouts=layouts)
         mel = jnp.full((batch, frames, N_MELS), -4.0)
         if batch == 1:
             mel = mel[0]
@@ -247,6 +256,7 @@ def main(argv):
                     hidden_size=cfg.hidden_size,
                     sparsity=case["sparsity"],
                     block_shape=FLAGS.block_shape if case["sparsity"] else None,
+                    pruned=FLAGS.prune if case["sparsity"] else [],
                     subscale_factor=cfg.subscale_factor,
                     future_horizon=cfg.future_horizon,
                     lookback=cfg.lookback,

@@ -28,6 +28,9 @@ class Vocoder:
       config: the ConfigDict it was built from.
       params: the parameter pytree.
       model_config: models.ModelConfig.
+      sparse_layouts: {matrix name: sparsity.BlockLayout} of the pruned
+        matrices the sampler multiplies block-sparsely ({} for a dense model;
+        `config.sampling.sparse` decides).
       sample_fn: the jitted, pure `sample_fn(params, mel, key, lengths=None,
         temperature=1.0)` of `sampling.make_sample_fn`.
     """
@@ -38,11 +41,11 @@ class Vocoder:
         self.model_config = models.ModelConfig.from_config(config)
         self.model = models.SubscaleWaveRNN(self.model_config)
         self.mel_config = audio.MelConfig.from_config(config.data)
-        self.sparse_layout = _sparse_layout(config, params)
+        self.sparse_layouts = _sparse_layouts(config, params)
         self.sample_fn = sampling.make_sample_fn(
             self.model_config,
             noise=config.sampling.noise,
-            sparse_layout=self.sparse_layout,
+            sparse_layouts=self.sparse_layouts,
         )
         self._log_prob = jax.jit(
             lambda p, s, m, n: self.model.apply({"params": p}, s, m, n)
@@ -184,7 +187,7 @@ class Vocoder:
             chunk_frames,
             temp,
             self.config.sampling.noise,
-            self.sparse_layout,
+            self.sparse_layouts,
         )
         return (audio.to_float(piece) for piece in stream)
 
@@ -200,20 +203,23 @@ def _spread_over_devices(*arrays):
 
 
 # Below this share of kept blocks the block-sparse product beats the dense one
-# on the CPU (BENCHMARKS.md, sparse sampling).
+# on the CPU at B = 16 (BENCHMARKS.md, sparse sampling); at B = 1 it wins at any
+# density.
 _AUTO_SPARSE_DENSITY = 0.35
 
 
-def _sparse_layout(config, params):
-    """The block layout of R for the sparse sampling path, or None for dense."""
+def _sparse_layouts(config, params):
+    """Block layouts of the matrices the sampler multiplies sparsely ({}: dense).
+
+    "auto" takes every pruned matrix sparse enough to profit, "on" every pruned
+    matrix, "off" none.
+    """
     mode = config.sampling.sparse
-    if mode == "off" or (mode == "auto" and float(config.sparsity.target) == 0.0):
-        return None
-    block = tuple(int(b) for b in config.sparsity.block_shape)
-    layout = sparsity.block_layout(np.asarray(params["cell"]["R"]), block)
-    if mode == "auto" and layout.density > _AUTO_SPARSE_DENSITY:
-        return None
-    return layout
+    if mode == "off":
+        return {}
+    cfg = sparsity.SparsityConfig.from_config(config)
+    max_density = 1.0 if mode == "on" else _AUTO_SPARSE_DENSITY
+    return sparsity.sampling_layouts(params, cfg, max_density)
 
 
 def create(config, seed=0):

@@ -459,7 +459,7 @@ class SubscaleWaveRNN(nn.Module):
         """Context of each row from earlier rows' summaries (see ContextNet)."""
         return self.context.mix_rows(by_offset, rows)
 
-    def step(self, h, prev, cond_ih, context, draw, rh=None):
+    def step(self, h, prev, cond_ih, context, draw, rh=None, heads=None):
         """One sampling step for a batch of rows: coarse, then fine.
 
         Args:
@@ -471,6 +471,9 @@ class SubscaleWaveRNN(nn.Module):
             for coarse and 1 for fine.
           rh: optional precomputed R h + R_bias [r, 3H] (the block-sparse path
             of `sparsity.py` computes it from packed blocks).
+          heads: optional (coarse, fine) functions [r, H/2] -> [r, 256] logits
+            standing in for `coarse_logits` and `fine_logits` (the block-sparse
+            path multiplies the pruned output layers from packed blocks).
 
         Returns:
           (new state [r, H], coarse [r], fine [r], coarse logits, fine logits).
@@ -482,11 +485,15 @@ class SubscaleWaveRNN(nn.Module):
         else:
             rh = rh.reshape(rh.shape[:-1] + (3, self.cfg.hidden_size))
         h_c = gru_update(h[..., :half], rh[..., :half], ih[..., :half])
-        logits_c = self.cell.coarse_logits(h_c)
+        coarse_logits, fine_logits = heads or (
+            self.cell.coarse_logits,
+            self.cell.fine_logits,
+        )
+        logits_c = coarse_logits(h_c)
         coarse = draw(logits_c, 0)
         ih_f = ih[..., half:] + self.cell.coarse_input(audio.scale(coarse))
         h_f = gru_update(h[..., half:], rh[..., half:], ih_f)
-        logits_f = self.cell.fine_logits(h_f)
+        logits_f = fine_logits(h_f)
         fine = draw(logits_f, 1)
         return jnp.concatenate([h_c, h_f], -1), coarse, fine, logits_c, logits_f
 

@@ -199,14 +199,53 @@ def _log_prob_of(logits, classes):
     return jnp.take_along_axis(log_p, classes[:, None], axis=-1)[:, 0]
 
 
+def sparse_products(params, layouts, dtype):
+    """The block-sparse stand-ins of `models.SubscaleWaveRNN.step`.
+
+    Args:
+      params: the model's parameters (pruned weights are exact zeros).
+      layouts: {name: sparsity.BlockLayout} of the matrices to multiply
+        block-sparsely (`sparsity.sampling_layouts`); {} for none.
+      dtype: compute dtype.
+
+    Returns:
+      (rh, heads): rh maps h [r, H] to R h + R_bias [r, 3H], or is None when R
+      stays dense; heads is the (coarse, fine) pair of output functions
+      O2(relu(O1 y)) and O4(relu(O3 y)), or None when O1..O4 all stay dense.
+    """
+    cell = params["cell"]
+
+    def linear(name):
+        if name == "R":
+            kernel, bias = cell["R"], cell["R_bias"]
+        else:
+            kernel, bias = cell[name]["kernel"], cell[name]["bias"]
+        kernel, bias = kernel.astype(dtype), bias.astype(dtype)
+        if name not in layouts:
+            return lambda x: x @ kernel + bias
+        layout = layouts[name]
+        packed = sparsity.pack_blocks(kernel, layout)
+        return lambda x: sparsity.block_sparse_matmul(x, packed, layout) + bias
+
+    rh = linear("R") if "R" in layouts else None
+    heads = None
+    if any(name in layouts for name in ("O1", "O2", "O3", "O4")):
+        o1, o2, o3, o4 = (linear(name) for name in ("O1", "O2", "O3", "O4"))
+        heads = (
+            lambda y: o2(jax.nn.relu(o1(y))),
+            lambda y: o4(jax.nn.relu(o3(y))),
+        )
+    return rh, heads
+
+
 def make_step(
-    model, params, plan, temperature, noise, with_log_probs=True, sparse_layout=None
+    model, params, plan, temperature, noise, with_log_probs=True, sparse_layouts=None
 ):
     """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs)).
 
     Without `with_log_probs` the second output is empty, which saves two
-    log-softmaxes per step. With a `sparse_layout` (sparsity.BlockLayout of R)
-    R h is computed from the kept blocks only.
+    log-softmaxes per step. The matrices named in `sparse_layouts`
+    ({name: sparsity.BlockLayout}) are multiplied from their kept blocks only.
     """
     cfg = model.cfg
     factor = cfg.subscale_factor
@@ -215,13 +254,7 @@ def make_step(
     rows = jnp.arange(num_rows)
     offsets = jnp.arange(1, factor)
     apply = functools.partial(model.apply, {"params": params})
-    recurrent = None
-    if sparse_layout is not None:
-        packed = sparsity.pack_blocks(params["cell"]["R"], sparse_layout)
-
-        def recurrent(h):
-            rh = sparsity.block_sparse_matmul(h, packed, sparse_layout)
-            return rh + params["cell"]["R_bias"]
+    recurrent, heads = sparse_products(params, sparse_layouts or {}, cfg.dtype)
 
     def step(carry, xs):
         t, u = xs
@@ -257,7 +290,7 @@ def make_step(
 
         rh = None if recurrent is None else recurrent(carry.h)
         h, coarse, fine, logits_c, logits_f = apply(
-            carry.h, carry.prev, cond_ih, context, draw, rh, method="step"
+            carry.h, carry.prev, cond_ih, context, draw, rh, heads, method="step"
         )
         x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
         x = (x * active[:, None]).astype(cfg.dtype)
@@ -296,11 +329,11 @@ def run_steps(
     temperature,
     noise,
     with_log_probs=True,
-    sparse_layout=None,
+    sparse_layouts=None,
 ):
     """Runs scan steps [first, first + count); returns (carry, samples, log-probs)."""
     step = make_step(
-        model, params, plan, temperature, noise, with_log_probs, sparse_layout
+        model, params, plan, temperature, noise, with_log_probs, sparse_layouts
     )
     ts = first + jnp.arange(count)
     if noise == "uniform":
@@ -330,7 +363,7 @@ def generate(
     temperature=1.0,
     noise="uniform",
     with_log_probs=True,
-    sparse_layout=None,
+    sparse_layouts=None,
 ):
     """Samples waveforms for a batch of mel sequences (traceable, not jitted).
 
@@ -343,7 +376,8 @@ def generate(
       temperature: softmax temperature.
       noise: "uniform" (inverse CDF) or "gumbel".
       with_log_probs: also compute the log-probabilities (else they are None).
-      sparse_layout: sparsity.BlockLayout of R for the block-sparse product.
+      sparse_layouts: {name: sparsity.BlockLayout} of the matrices multiplied
+        block-sparsely (`sparsity.sampling_layouts`).
 
     Returns:
       (int16 [N, f * hop] samples, float32 [N, f * hop] log-probs in nats at
@@ -364,7 +398,7 @@ def generate(
         temperature,
         noise,
         with_log_probs,
-        sparse_layout,
+        sparse_layouts,
     )
     frames = mel.shape[1]
     samples = to_waveforms(model.cfg, plan, samples, frames)
@@ -381,7 +415,7 @@ def generate_stream(
     chunk_frames,
     temperature=1.0,
     noise="uniform",
-    sparse_layout=None,
+    sparse_layouts=None,
 ):
     """Generates one utterance chunk by chunk, yielding audio as it is made.
 
@@ -400,7 +434,8 @@ def generate_stream(
         must be a multiple of the subscale factor.
       temperature: softmax temperature.
       noise: "uniform" or "gumbel".
-      sparse_layout: sparsity.BlockLayout of R for the block-sparse product.
+      sparse_layouts: {name: sparsity.BlockLayout} of the matrices multiplied
+        block-sparsely (`sparsity.sampling_layouts`).
 
     Yields:
       int16 [k] consecutive pieces of the waveform, f * hop samples in all.
@@ -423,7 +458,7 @@ def generate_stream(
     window = min(features.shape[1], -(-factor * (chunk_steps + lag) // hop) + 4)
     run = jax.jit(
         functools.partial(
-            _stream_chunk, model, chunk_steps, lag, window, noise, sparse_layout
+            _stream_chunk, model, chunk_steps, lag, window, noise, sparse_layouts
         )
     )
     columns = folding.num_columns(frames * hop, factor)
@@ -458,7 +493,7 @@ def _stream_chunk(
     lag,
     window,
     noise,
-    sparse_layout,
+    sparse_layouts,
     params,
     features,
     keys,
@@ -482,13 +517,13 @@ def _stream_chunk(
         temperature,
         noise,
         with_log_probs=False,
-        sparse_layout=sparse_layout,
+        sparse_layouts=sparse_layouts,
     )
     return carry, samples
 
 
 def make_sample_fn(
-    model_cfg, *, noise="uniform", with_log_probs=False, sparse_layout=None
+    model_cfg, *, noise="uniform", with_log_probs=False, sparse_layouts=None
 ):
     """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=1.0)`.
 
@@ -498,8 +533,9 @@ def make_sample_fn(
     either one key per utterance, stacked [N, ...] (then utterance n gets exactly
     what it gets alone with key[n]), or one key (utterance n uses
     `fold_in(key, n)`). With `with_log_probs` it returns (samples, log-probs).
-    With `sparse_layout` (`sparsity.block_layout` of the pruned R) the recurrent
-    product skips the zero blocks; it must describe the params it is given.
+    With `sparse_layouts` (`sparsity.sampling_layouts` of pruned params) the
+    products with those matrices skip their zero blocks; the layouts must
+    describe the params the function is given.
     """
     if noise not in NOISE_KINDS:
         raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
@@ -521,7 +557,7 @@ def make_sample_fn(
             temperature,
             noise,
             with_log_probs,
-            sparse_layout,
+            sparse_layouts,
         )
         if not with_log_probs:
             return samples[0] if single else samples

@@ -74,6 +74,27 @@ def test_block_masks_exact_fraction_and_structure(fraction):
     assert score[kept].min() >= score[~kept].max()
 
 
+def test_masks_only_grow_and_update_on_schedule():
+    cfg = sparsity_config(prune=("R",), block_shape=(4, 1))
+    params = {"cell": {"R": jax.random.normal(jax.random.PRNGKey(0), (16, 48))}}
+    first = sparsity.compute_masks(params, 0.5, cfg)
+    # Unmasked weights: the blocks pruned at 50 % are no longer the weakest ...
+    bigger = {"cell": {"R": params["cell"]["R"] * (2.0 - first["cell"]["R"]) * 10}}
+    second = sparsity.compute_masks(bigger, 0.75, cfg, first)
+    r1, r2 = np.asarray(first["cell"]["R"]), np.asarray(second["cell"]["R"])
+    assert np.all(r2 <= r1)  # ... and still stay pruned
+    for gate in np.split(r2, 3, axis=1):
+        assert np.mean(gate == 0) == pytest.approx(0.75)
+    masks = sparsity.init_masks(params, cfg)
+    for step in range(0, 21):
+        new = sparsity.update_masks(params, masks, step, cfg)
+        assert (new is not masks) == (step in (10, 15, 20)), step
+        masks = new
+    assert np.mean(np.asarray(masks["cell"]["R"]) == 0) == pytest.approx(
+        round(sparsity.schedule(20, cfg) * 64) / 64  # 64 blocks per gate
+    )
+
+
 def sparse_tiny_config(target=0.5):
     config = tiny.get_config()
     config.sparsity.target = target
@@ -101,20 +122,55 @@ def test_pruned_weights_stay_zero_through_training_and_resume(tmp_path):
     assert np.mean(after == 0) == pytest.approx(0.5, abs=0.01)
 
 
+def test_adam_moments_cannot_revive_scheduled_pruning():
+    config = sparse_tiny_config(target=0.75)
+    trainer = train.Trainer(config)
+    state = trainer.init_state(0)
+    assert set(state.masks["cell"]) == {"R", "O2"}
+    rng = np.random.default_rng(1)
+    example = trainer.example()
+    batch = dict(
+        samples=rng.integers(-3_000, 3_000, (2, 400), dtype=np.int16),
+        mel=np.tile(example["mel"], (2, 1, 1)) - 4.0,
+    )
+    for step in range(5):  # the ramp ends at step 3 (t0 = 1, S = 2)
+        state = sparsity.maybe_update_masks(state, step, config)
+        state, _ = trainer.train_step(state, trainer.shard(batch))
+    r = np.asarray(state.params["cell"]["R"])
+    pruned = np.asarray(state.masks["cell"]["R"]) == 0
+    assert np.mean(pruned) == pytest.approx(0.75) and np.all(r[pruned] == 0)
+    o2 = np.asarray(state.params["cell"]["O2"]["kernel"])
+    assert np.all(o2[np.asarray(state.masks["cell"]["O2"]["kernel"]) == 0] == 0)
+    # Adam's first moment of the pruned weights is not zero: without re-masking
+    # after the update they would move.
+    adam = state.opt_state[1][0]
+    assert np.abs(np.asarray(adam.mu["cell"]["R"])[pruned]).max() > 0
+
+
 @pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3)])
 def test_sparse_path_equals_dense_masked_path(factor, horizon, lookback):
     cfg, model, params, _, mel, _ = subscale_test.setup(factor, horizon, lookback, 96)
-    scfg = sparsity_config(block_shape=(4, 1), prune=("R",))
+    scfg = sparsity_config(block_shape=(4, 1), prune=("R", "O1", "O2", "O3", "O4"))
     params = sparsity.apply_masks(params, sparsity.compute_masks(params, 0.8, scfg))
-    layout = sparsity.block_layout(np.asarray(params["cell"]["R"]), (4, 1))
-    assert layout.density == pytest.approx(0.2, abs=0.01)
+    layouts = sparsity.sampling_layouts(params, scfg)
+    assert set(layouts) == {"R", "O1", "O2", "O3", "O4"}
+    assert layouts["R"].density == pytest.approx(0.2, abs=0.01)
     key = jax.random.PRNGKey(3)
-    dense = sampling.make_sample_fn(cfg, with_log_probs=True)(params, mel[0], key)
-    sparse = sampling.make_sample_fn(cfg, with_log_probs=True, sparse_layout=layout)(
-        params, mel[0], key
-    )
-    np.testing.assert_array_equal(sparse[0], dense[0])
-    np.testing.assert_allclose(sparse[1], dense[1], atol=1e-5)
+    dense = sampling.make_sample_fn(cfg, with_log_probs=True)
+    for chosen in (["R"], ["O1", "O3"], list(layouts)):
+        sparse = sampling.make_sample_fn(
+            cfg,
+            with_log_probs=True,
+            sparse_layouts={name: layouts[name] for name in chosen},
+        )
+        for mels in (
+            mel[0],
+            jnp.concatenate([mel, mel[:, ::-1]]),
+        ):  # 1 and 2 utterances
+            expected = dense(params, mels, key)
+            got = sparse(params, mels, key)
+            np.testing.assert_array_equal(got[0], expected[0])
+            np.testing.assert_allclose(got[1], expected[1], atol=1e-5)
 
 
 def test_sparse_subscale_keeps_the_exact_dependencies():
@@ -125,12 +181,13 @@ def test_sparse_subscale_keeps_the_exact_dependencies():
 
 
 def test_block_sparse_matmul_matches_dense():
+    # 16x2 blocks (16 outputs, 2 inputs) of a [32, 48] kernel [in, out]: 16 x 3.
+    kept = np.random.default_rng(0).random((16, 1, 3, 1)) >= 0.7
     kernel = np.array(jax.random.normal(jax.random.PRNGKey(0), (32, 48)))
-    kernel[
-        np.random.default_rng(0).random((16, 1, 3, 16)).repeat(2, 1).reshape(32, 48)
-        < 0.7
-    ] = 0.0
+    kernel *= np.broadcast_to(kept, (16, 2, 3, 16)).reshape(32, 48)
     layout = sparsity.block_layout(kernel, (16, 2))
+    assert layout.density == pytest.approx(kept.mean())
+    assert layout.index.shape == (3, kept.sum(0).max())
     x = jax.random.normal(jax.random.PRNGKey(1), (5, 32))
     packed = sparsity.pack_blocks(jnp.asarray(kernel), layout)
     np.testing.assert_allclose(
@@ -140,15 +197,19 @@ def test_block_sparse_matmul_matches_dense():
 
 def test_auto_sparse_path_for_a_sparse_model():
     config = sparse_tiny_config(target=0.9)
-    vocoder = subscale.create(config)
-    params = vocoder.params
+    params = subscale.create(config).params
     scfg = sparsity.SparsityConfig.from_config(config)
-    params = sparsity.apply_masks(params, sparsity.compute_masks(params, 0.9, scfg))
-    sparse = subscale.Vocoder(config, params)
-    assert sparse.sparse_layout is not None
-    config.sampling.sparse = "off"
-    assert subscale.Vocoder(config, params).sparse_layout is None
-    mel = np.full((2, config.data.n_mels), -4.0, np.float32)
-    np.testing.assert_array_equal(
-        sparse.generate(mel), subscale.Vocoder(config, params).generate(mel)
+    sparse_params = sparsity.apply_masks(
+        params, sparsity.compute_masks(params, 0.9, scfg)
     )
+    sparse = subscale.Vocoder(config, sparse_params)
+    assert set(sparse.sparse_layouts) == {"R", "O2"}  # sparsity.prune
+    half = sparsity.apply_masks(params, sparsity.compute_masks(params, 0.5, scfg))
+    assert subscale.Vocoder(config, half).sparse_layouts == {}  # too dense to pay
+    config.sampling.sparse = "on"
+    assert set(subscale.Vocoder(config, half).sparse_layouts) == {"R", "O2"}
+    config.sampling.sparse = "off"
+    dense = subscale.Vocoder(config, sparse_params)
+    assert dense.sparse_layouts == {}
+    mel = np.full((2, config.data.n_mels), -4.0, np.float32)
+    np.testing.assert_array_equal(sparse.generate(mel), dense.generate(mel))

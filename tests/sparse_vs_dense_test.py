@@ -1,0 +1,36 @@
+"""experiments/sparse_vs_dense.py: equal non-zeros, outputs and reuse of runs."""
+
+import json
+import os
+
+import pytest
+
+from configs import demo
+from experiments import sparse_vs_dense as svd
+
+
+def test_sparse_models_match_the_dense_non_zeros():
+    options = svd.Options(workdir="/unused", dense_hidden=(64,), widen=(2, 4))
+    runs = svd.make_runs(svd.base_for(demo.get_config(), options), options)
+    assert [r.name for r in runs] == ["dense64", "sparse128", "sparse256"]
+    for run in runs:
+        kept = 1.0 - run.config.sparsity.target
+        assert 3 * run.hidden**2 * kept == pytest.approx(3 * 64**2)
+        s = run.config.sparsity
+        assert 0 < s.start_step < s.start_step + s.ramp_steps < run.config.train.num_steps
+
+
+def test_quick_run_writes_every_output_and_reuses_finished_runs(tmp_path):
+    options = svd.quick_options(workdir=str(tmp_path))
+    records = svd.run_experiment(demo.get_config(), options, "test")
+    assert [r["name"] for r in records] == ["dense16", "sparse32"]
+    dense, sparse = records
+    assert dense["nonzeros_R"] == sparse["nonzeros_R"] == 3 * 16**2
+    assert sparse["sparsity_R"] == pytest.approx(0.75)
+    for name in ("results.jsonl", "results.md", "nll_vs_sparsity.png"):
+        assert os.path.getsize(tmp_path / name) > 0
+    lines = [json.loads(x) for x in open(tmp_path / "results.jsonl")]
+    assert lines == records
+    again = svd.run_experiment(demo.get_config(), options, "test")
+    assert [r["train_seconds"] for r in again] == [None, None]  # reused
+    assert [r["dev_bits"] for r in again] == [r["dev_bits"] for r in records]
