@@ -17,7 +17,8 @@ def test_sparse_models_match_the_dense_non_zeros():
         kept = 1.0 - run.config.sparsity.target
         assert 3 * run.hidden**2 * kept == pytest.approx(3 * 64**2)
         s = run.config.sparsity
-        assert 0 < s.start_step < s.start_step + s.ramp_steps < run.config.train.num_steps
+        end = s.start_step + s.ramp_steps
+        assert 0 < s.start_step < end < run.config.train.num_steps
 
 
 def test_quick_run_writes_every_output_and_reuses_finished_runs(tmp_path):
