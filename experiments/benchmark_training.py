@@ -1,0 +1,85 @@
+r"""Training speed: optimizer steps and trained samples per second of a config.
+
+Times the jitted `train.Trainer.train_step` on random batches of the config's
+shapes (no data loading: the input pipeline precomputes its features and never
+starves the step). Prints one JSON line per config.
+
+Run:
+  python experiments/benchmark_training.py --config=configs/demo.py
+  python experiments/benchmark_training.py --config=configs/demo.py \
+      --config.model.hidden_size=128 --steps=30
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 \
+      python experiments/benchmark_training.py --config=configs/demo.py
+"""
+
+import json
+import os
+import platform
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from subscale import models  # noqa: E402
+from subscale import train  # noqa: E402
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Training config.", lock_config=True)
+flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
+
+
+def main(argv):
+    del argv
+    config = FLAGS.config
+    trainer = train.Trainer(config)
+    state = trainer.init_state(0)
+    d, t = config.data, config.train
+    rng = np.random.default_rng(0)
+    frames = d.seq_len // d.hop_length + 2 * models.MEL_PAD
+    batch = trainer.shard(
+        dict(
+            samples=rng.integers(-3000, 3000, (t.batch_size, d.seq_len), np.int16),
+            mel=rng.normal(-4.0, 1.0, (t.batch_size, frames, d.n_mels)).astype(
+                np.float32
+            ),
+        )
+    )
+    start = time.perf_counter()
+    state, out = trainer.train_step(state, batch)
+    jax.block_until_ready(out)
+    compile_s = time.perf_counter() - start
+    state, out = trainer.train_step(state, batch)
+    jax.block_until_ready(out)
+    start = time.perf_counter()
+    for _ in range(FLAGS.steps):
+        state, out = trainer.train_step(state, batch)
+    jax.block_until_ready((state, out))
+    seconds = (time.perf_counter() - start) / FLAGS.steps
+    m = config.model
+    print(
+        json.dumps(
+            dict(
+                hidden_size=m.hidden_size,
+                subscale_factor=m.subscale_factor,
+                batch_size=t.batch_size,
+                seq_len=d.seq_len,
+                devices=jax.device_count(),
+                compile_s=round(compile_s, 2),
+                steps_per_second=round(1.0 / seconds, 3),
+                samples_per_second=round(t.batch_size * d.seq_len / seconds),
+                device=f"{jax.devices()[0].platform} ({platform.processor() or 'cpu'})",
+            )
+        ),
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
