@@ -1,6 +1,7 @@
 r"""Sparse Subscale WaveRNN 16x: the paper's fastest configuration, in small.
 
-configs/subscale16.py at hidden 1024, R pruned to 95 % in 16x1 blocks.
+configs/subscale16.py at hidden 1024, R and O1..O4 pruned to 95 % in 16x1
+blocks (configs/sparse.py).
 
 Run:
   python -m subscale.main --config=configs/subscale16_sparse.py \
