@@ -98,9 +98,9 @@ def test_small_run_writes_every_output_and_resumes(tmp_path):
         assert os.path.getmtime(path) == stamp, f"{path} was measured again"
 
 
-@pytest.mark.slow
 def test_quick_mode_from_the_command_line(tmp_path):
-    """The whole --quick pipeline through `main` (about 3 minutes on 2 cores)."""
+    """The whole --quick pipeline through `main` (about 3 minutes on 2 cores):
+    the CI smoke test of the experiment."""
     root = str(tmp_path)
     argv = [
         "batch_size_vs_quality",
