@@ -58,10 +58,9 @@ from matplotlib import figure
 from ml_collections import config_flags
 
 import subscale
-from configs import tiny
+from experiments import workdirs
 from subscale import audio
 from subscale import baselines
-from subscale import checkpointing
 from subscale import config_validation
 from subscale import input_pipeline
 from subscale import metrics
@@ -195,12 +194,7 @@ def base_for(config, options):
     """The base config of the experiment (the tiny sizes in quick mode)."""
     config = config.copy_and_resolve_references()
     if options.quick:
-        small = tiny.get_config()
-        for group in ("model", "train"):
-            for name, value in small[group].items():
-                config[group][name] = value
-        config.data.seq_len = small.data.seq_len
-        config.data.eval_seq_len = small.data.eval_seq_len
+        workdirs.shrink_to_tiny(config)
     if options.num_steps is not None:
         config.train.num_steps = options.num_steps
     if options.quick:
@@ -263,31 +257,15 @@ def run_dir(options, system):
     return os.path.join(options.workdir, "runs", system.name)
 
 
-def latest_step(workdir, config):
-    """Step of the newest checkpoint in `workdir`, or None."""
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        return None
-    saved = checkpointing.load_config(workdir)
-    checkpointing.check_compatible(saved, config, workdir)
-    mngr = checkpointing.manager(workdir, config, read_only=True)
-    try:
-        return mngr.latest_step()
-    finally:
-        mngr.close()
-
-
 def train_models(systems, options):
     """Trains every model that has no checkpoint at num_steps yet."""
-    runs = os.path.join(options.workdir, "runs")
-    os.makedirs(runs, exist_ok=True)
-    # The runs hold checkpoints: keep them out of git, as pytest's cache does.
-    write_text(os.path.join(runs, ".gitignore"), "*\n")
+    workdirs.make_runs_folder(options.workdir)
     for system in systems:
         if system.kind != "model":
             continue
         workdir = run_dir(options, system)
         steps = system.config.train.num_steps
-        done = latest_step(workdir, system.config)
+        done = workdirs.latest_step(workdir, system.config)
         if done is not None and done >= steps:
             logging.info("%s: reusing %s (step %d).", system.name, workdir, done)
             continue
@@ -417,18 +395,8 @@ def _clean(value):
     return value
 
 
-def write_text(path, text):
-    """Writes a text file atomically (readers see the old or the new file)."""
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    audio.atomic_write(path, write)
-
-
 def write_json(path, record):
-    write_text(path, json.dumps(_clean(record), indent=1) + "\n")
+    workdirs.write_text(path, json.dumps(_clean(record), indent=1) + "\n")
 
 
 def read_cell(path, key):
@@ -454,7 +422,7 @@ class Runner:
         self.rate = base.data.sample_rate
         self.hop = base.data.hop_length
         self.steps = {
-            s.name: latest_step(run_dir(options, s), s.config)
+            s.name: workdirs.latest_step(run_dir(options, s), s.config)
             for s in systems
             if s.kind == "model"
         }
@@ -976,18 +944,20 @@ def run(base_config, options, command=""):
     speed = runner.speed()
     records = summarize(runner, cells, nll, speed, options)
     root = options.workdir
-    write_text(
+    workdirs.write_text(
         os.path.join(root, "results.jsonl"),
         "".join(json.dumps(r) + "\n" for r in records),
     )
     table = markdown(records, options, command)
-    write_text(os.path.join(root, "results.md"), table)
+    workdirs.write_text(os.path.join(root, "results.md"), table)
     plot_quality(
         records, os.path.join(root, "quality_vs_B.png"), options.future_horizon
     )
     plot_speed(records, os.path.join(root, "speed_vs_B.png"), runner.rate)
     plot_seams(records, os.path.join(root, "seams.png"), options.fold_chunks)
-    write_text(os.path.join(root, "report.html"), report_html(records, runner, options))
+    workdirs.write_text(
+        os.path.join(root, "report.html"), report_html(records, runner, options)
+    )
     print(table, flush=True)
     return records
 

@@ -39,36 +39,40 @@ from absl import logging
 from matplotlib import figure
 from ml_collections import config_flags
 
-from configs import tiny
-from subscale import audio
-from subscale import checkpointing
+from experiments import workdirs
 from subscale import config_validation
 from subscale import train
 
 FLAGS = flags.FLAGS
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-config_flags.DEFINE_config_file(
-    "base_config",
-    os.path.join(REPO, "configs", "demo.py"),
-    "Config every model starts from (data, optimiser, budget).",
-    lock_config=True,
-)
-flags.DEFINE_list("dense_hidden", None, "Dense hidden sizes h. [128]; quick [16]")
-flags.DEFINE_list("widen", None, "Factors k: sparse hidden k h. [2,4]; quick [2]")
-flags.DEFINE_integer(
-    "num_steps", None, "Training steps per model. [base config's]; quick [6]"
-)
-flags.DEFINE_string(
-    "workdir",
-    "experiments/results/sparse_vs_dense",
-    "Root folder for the training runs and the results.",
-)
-flags.DEFINE_bool(
-    "quick",
-    False,
-    "Tiny models (configs/tiny.py sizes) and a few steps: the whole pipeline in "
-    "a minute or two.",
-)
+
+
+def define_flags():
+    """The command-line flags (defined when run as a script, so that the module
+    imports beside other experiments that define flags of the same names)."""
+    config_flags.DEFINE_config_file(
+        "base_config",
+        os.path.join(REPO, "configs", "demo.py"),
+        "Config every model starts from (data, optimiser, budget).",
+        lock_config=True,
+    )
+    flags.DEFINE_list("dense_hidden", None, "Dense hidden sizes h. [128]; quick [16]")
+    flags.DEFINE_list("widen", None, "Factors k: sparse hidden k h. [2,4]; quick [2]")
+    flags.DEFINE_integer(
+        "num_steps", None, "Training steps per model. [base config's]; quick [6]"
+    )
+    flags.DEFINE_string(
+        "workdir",
+        "experiments/results/sparse_vs_dense",
+        "Root folder for the training runs and the results.",
+    )
+    flags.DEFINE_bool(
+        "quick",
+        False,
+        "Tiny models (configs/tiny.py sizes) and a few steps: the whole pipeline in "
+        "a minute or two.",
+    )
+
 
 BLOCK_SHAPE = (16, 1)
 # Pruning schedule as fractions of the training steps (see the docstring).
@@ -107,12 +111,7 @@ def base_for(config, options):
     """The base config of the experiment (the tiny sizes in quick mode)."""
     config = config.copy_and_resolve_references()
     if options.quick:
-        small = tiny.get_config()
-        for group in ("model", "train"):
-            for name, value in small[group].items():
-                config[group][name] = value
-        config.data.seq_len = small.data.seq_len
-        config.data.eval_seq_len = small.data.eval_seq_len
+        workdirs.shrink_to_tiny(config)
     if options.num_steps is not None:
         config.train.num_steps = options.num_steps
     if not config.data.cache_dir:
@@ -147,34 +146,12 @@ def make_runs(base, options):
     return runs
 
 
-def write_text(path, text):
-    """Writes a text file atomically (readers see the old or the new file)."""
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    audio.atomic_write(path, write)
-
-
-def latest_step(workdir, config):
-    """Step of the newest checkpoint in `workdir`, or None."""
-    if not os.path.isdir(os.path.join(workdir, "checkpoints")):
-        return None
-    checkpointing.check_compatible(checkpointing.load_config(workdir), config, workdir)
-    mngr = checkpointing.manager(workdir, config, read_only=True)
-    try:
-        return mngr.latest_step()
-    finally:
-        mngr.close()
-
-
 def train_and_measure(run, options):
     """Trains `run` to its budget (reusing a finished run) and measures it."""
     workdir = os.path.join(options.workdir, "runs", run.name)
     steps = run.config.train.num_steps
     seconds = None
-    done = latest_step(workdir, run.config)
+    done = workdirs.latest_step(workdir, run.config)
     if done is None or done < steps:
         logging.info("%s: training to step %d in %s.", run.name, steps, workdir)
         start = time.perf_counter()
@@ -253,20 +230,19 @@ def plot(records, path):
 def run_experiment(base_config, options, command=""):
     """Trains and measures every model; writes and returns the records."""
     base = base_for(base_config, options)
-    runs_root = os.path.join(options.workdir, "runs")
-    os.makedirs(runs_root, exist_ok=True)
-    # The runs hold checkpoints: keep them out of git, as pytest's cache does.
-    write_text(os.path.join(runs_root, ".gitignore"), "*\n")
+    workdirs.make_runs_folder(options.workdir)
     records = []
     for run in make_runs(base, options):
         record = train_and_measure(run, options)
         logging.info("%s", json.dumps(record))
         records.append(record)
-    write_text(
+    workdirs.write_text(
         os.path.join(options.workdir, "results.jsonl"),
         "".join(json.dumps(r) + "\n" for r in records),
     )
-    write_text(os.path.join(options.workdir, "results.md"), markdown(records, command))
+    workdirs.write_text(
+        os.path.join(options.workdir, "results.md"), markdown(records, command)
+    )
     plot(records, os.path.join(options.workdir, "nll_vs_sparsity.png"))
     return records
 
@@ -287,4 +263,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
