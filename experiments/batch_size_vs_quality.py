@@ -36,14 +36,11 @@ Run (from the repository root; the full run trains 7 demo-size models, about
 """
 
 import dataclasses
-import datetime
 import html
 import json
 import math
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from typing import Any
@@ -650,22 +647,8 @@ def _fmt(value, digits=2):
     return f"{value:,.{digits}f}"
 
 
-def _git_commit():
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def markdown(records, options, command):
     """results.md: provenance, the main table and the seam table."""
-    device = jax.devices()[0]
     optional = ", ".join(
         f"{name} {'yes' if ok else 'not installed'}"
         for name, ok in metrics.available().items()
@@ -673,10 +656,7 @@ def markdown(records, options, command):
     lines = [
         "# Batch size vs quality",
         "",
-        f"- Command: `{command}`",
-        f"- Date: {datetime.date.today().isoformat()}. Commit: {_git_commit()}.",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX "
-        f"{jax.__version__} on {device.platform} ({device.device_kind}).",
+        *workdirs.provenance(command),
         f"- Clips: {records[0]['clips']} x {options.clip_seconds} s from "
         f"{records[0]['clip_set']}. Metrics: `subscale/metrics.py` ({optional}).",
         "- NLL: teacher-forced on every held-out crop (`train.evaluate`), bits "

@@ -184,7 +184,10 @@ def markdown(records, command):
     lines = [
         "# Sparse vs dense at equal non-zeros in R",
         "",
-        f"Command: `{command}`",
+        *workdirs.provenance(command),
+        "- Training: every model gets the base config's steps, crops and "
+        "learning-rate schedule; R pruned in 16x1 blocks on the cubic schedule; "
+        "dev NLL on every dev crop (`train.evaluate`).",
         "",
         "| model | hidden | sparsity of R | non-zeros in R | non-zeros in all | "
         "dev bits/sample | dev nats/sample | vs dense |",

@@ -1,6 +1,11 @@
 """What the experiments that train models share: their runs and their files."""
 
+import datetime
 import os
+import platform
+import subprocess
+
+import jax
 
 from configs import tiny
 from subscale import audio
@@ -51,3 +56,28 @@ def shrink_to_tiny(config):
     config.data.seq_len = small.data.seq_len
     config.data.eval_seq_len = small.data.eval_seq_len
     return config
+
+
+def git_commit():
+    """The short hash of the checkout's HEAD, or "unknown"."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def provenance(command):
+    """Markdown lines naming the command, date, commit and machine of a result."""
+    device = jax.devices()[0]
+    return [
+        f"- Command: `{command}`",
+        f"- Date: {datetime.date.today().isoformat()}. Commit: {git_commit()}.",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX "
+        f"{jax.__version__} on {device.platform} ({device.device_kind}).",
+    ]
