@@ -147,7 +147,7 @@ def test_adam_moments_cannot_revive_scheduled_pruning():
     assert np.abs(np.asarray(adam.mu["cell"]["R"])[pruned]).max() > 0
 
 
-@pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3)])
+@pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3), (16, 1, 2)])
 def test_sparse_path_equals_dense_masked_path(factor, horizon, lookback):
     cfg, model, params, _, mel, _ = subscale_test.setup(factor, horizon, lookback, 96)
     scfg = sparsity_config(block_shape=(4, 1), prune=("R", "O1", "O2", "O3", "O4"))
