@@ -21,8 +21,8 @@ Run (from the repository root; the full run trains 3 models on the demo corpus,
 the 512-unit one takes the longest, about an hour on 2 CPU cores):
   python -m experiments.sparse_vs_dense
   python -m experiments.sparse_vs_dense --quick --workdir=/tmp/sparse_vs_dense
-  python -m experiments.sparse_vs_dense --dense_hidden=128,192 --widen=2,4 \
-      --base_config.train.num_steps=5000
+  python -m experiments.sparse_vs_dense --dense_hidden=64,128 --widen=2,4 \
+      --max_hidden=256 --num_steps=800
 """
 
 import dataclasses
@@ -58,6 +58,7 @@ def define_flags():
     )
     flags.DEFINE_list("dense_hidden", None, "Dense hidden sizes h. [128]; quick [16]")
     flags.DEFINE_list("widen", None, "Factors k: sparse hidden k h. [2,4]; quick [2]")
+    flags.DEFINE_integer("max_hidden", None, "Skip sparse models wider than this.")
     flags.DEFINE_integer(
         "num_steps", None, "Training steps per model. [base config's]; quick [6]"
     )
@@ -86,6 +87,7 @@ class Options:
     workdir: str
     dense_hidden: tuple = (128,)
     widen: tuple = (2, 4)
+    max_hidden: int | None = None  # sparse models wider than this are skipped
     num_steps: int | None = None  # None: the base config's
     quick: bool = False
 
@@ -136,13 +138,18 @@ def run_config(base, hidden, z):
 
 
 def make_runs(base, options):
-    """For each h: the dense model, then one sparse model per widening factor."""
+    """For each h: the dense model, then one sparse model per widening factor
+    (up to `max_hidden`). Names carry the sparsity: one hidden size may appear in
+    several groups."""
     runs = []
     for h in options.dense_hidden:
         runs.append(Run(f"dense{h}", h, h, 0.0, run_config(base, h, 0.0)))
         for k in options.widen:
+            if options.max_hidden and k * h > options.max_hidden:
+                continue
             z = 1.0 - 1.0 / k**2
-            runs.append(Run(f"sparse{k * h}", h, k * h, z, run_config(base, k * h, z)))
+            name = f"sparse{k * h}_z{100 * z:g}"
+            runs.append(Run(name, h, k * h, z, run_config(base, k * h, z)))
     return runs
 
 
@@ -259,6 +266,8 @@ def main(argv):
         given["widen"] = tuple(int(k) for k in FLAGS.widen)
     if FLAGS.num_steps is not None:
         given["num_steps"] = FLAGS.num_steps
+    if FLAGS.max_hidden is not None:
+        given["max_hidden"] = FLAGS.max_hidden
     options = quick_options(**given) if FLAGS.quick else Options(**given)
     command = " ".join(["python -m experiments.sparse_vs_dense"] + sys.argv[1:])
     for record in run_experiment(FLAGS.base_config, options, command):
