@@ -39,7 +39,7 @@ def get_config():
     model.lookback = 0  # W: columns behind seen in earlier sub-sequences
     model.context_summary = 64  # per-sample summary width of the context network
     model.context_channels = 128  # context network output fed to the cell
-    model.dtype = "float32"  # compute dtype (float32 or bfloat16)
+    model.dtype = "float32"  # compute dtype: float32, bfloat16, float16 (CPU: float32)
     model.param_dtype = "float32"  # parameter dtype
 
     config.train = train = ml_collections.ConfigDict()

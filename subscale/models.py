@@ -331,12 +331,15 @@ class WaveRNNCell(nn.Module):
 
     def recurrent_projection(self, h):
         """R h + R_bias: [..., H] -> [..., 3, H]."""
-        rh = jnp.dot(h, self.R.astype(self.cfg.dtype)) + self.R_bias
+        dtype = self.cfg.dtype
+        rh = jnp.dot(h.astype(dtype), self.R.astype(dtype)) + self.R_bias.astype(dtype)
         return rh.reshape(rh.shape[:-1] + (3, self.cfg.hidden_size))
 
     def coarse_input(self, coarse_scaled):
         """I* c_t: the contribution of c_t to the fine half, [...] -> [..., 3, H/2]."""
-        return coarse_scaled[..., None, None] * self.I_coarse.astype(self.cfg.dtype)
+        dtype = self.cfg.dtype
+        coarse_scaled = coarse_scaled.astype(dtype)[..., None, None]
+        return coarse_scaled * self.I_coarse.astype(dtype)
 
     def coarse_logits(self, y_coarse):
         return self.O2(nn.relu(self.O1(y_coarse)))

@@ -167,3 +167,29 @@ def test_subscale_config_through_every_mode(tmp_path):
         list(vocoder.generate_stream(mel, chunk_frames=2, seed=4))
     )
     np.testing.assert_array_equal(streamed, vocoder.generate(mel, seed=4))
+
+
+@pytest.mark.parametrize("dtype,factor", [("bfloat16", 1), ("float16", 4)])
+def test_low_precision_compute_trains_and_samples(dtype, factor):
+    # model.dtype is a documented config value: every mode must run with it.
+    config = tiny.get_config()
+    config.model.dtype = dtype
+    if factor > 1:
+        config.model.subscale_factor = factor
+        config.model.future_horizon = 2
+        config.model.lookback = 2
+    trainer = train.Trainer(config)
+    state = trainer.init_state(0)
+    rng = np.random.default_rng(1)
+    example = trainer.example()
+    batch = dict(
+        samples=rng.integers(-3_000, 3_000, (2, 400), dtype=np.int16),
+        mel=np.tile(example["mel"], (2, 1, 1)) - 4.0,
+    )
+    state, metrics = trainer.train_step(state, trainer.shard(batch))
+    assert int(state.step) == 1 and bool(metrics["finite"])
+    vocoder = subscale.create(config, seed=0)
+    mel = vocoder.features(rng.normal(0, 0.1, 2_000).astype(np.float32), 16_000)
+    audio = vocoder.generate(mel, seed=0)
+    assert audio.shape == (2_000,) and audio.dtype == np.float32
+    assert np.isfinite(vocoder.log_prob((audio * 32_767).astype(np.int16), mel)).all()
