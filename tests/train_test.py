@@ -81,6 +81,15 @@ def test_load_gives_the_trained_model(trained):
     assert np.all(np.abs(wave) <= 1.0)
 
 
+def _random_batch(trainer, rng):
+    """Two crops of random samples with constant mel frames, training shapes."""
+    example = trainer.example()
+    return dict(
+        samples=rng.integers(-3_000, 3_000, (2, 400), dtype=np.int16),
+        mel=np.tile(example["mel"], (2, 1, 1)) - 4.0,
+    )
+
+
 def test_train_step_keeps_hand_masked_weights_at_zero():
     trainer = train.Trainer(tiny.get_config())
     state = trainer.init_state(0)
@@ -88,12 +97,7 @@ def test_train_step_keeps_hand_masked_weights_at_zero():
     mask = (np.random.default_rng(0).uniform(size=r.shape) < 0.5).astype(r.dtype)
     masks = {"cell": {"R": jnp.asarray(mask)}}
     state = state.replace(masks=masks, params=sparsity.apply_masks(state.params, masks))
-    batch = trainer.example()
-    rng = np.random.default_rng(1)
-    batch = dict(
-        samples=rng.integers(-3_000, 3_000, (2, 400), dtype=np.int16),
-        mel=np.tile(batch["mel"], (2, 1, 1)) - 4.0,
-    )
+    batch = _random_batch(trainer, np.random.default_rng(1))
     for _ in range(3):
         state, metrics = trainer.train_step(state, trainer.shard(batch))
     after = np.asarray(state.params["cell"]["R"])
@@ -181,11 +185,7 @@ def test_low_precision_compute_trains_and_samples(dtype, factor):
     trainer = train.Trainer(config)
     state = trainer.init_state(0)
     rng = np.random.default_rng(1)
-    example = trainer.example()
-    batch = dict(
-        samples=rng.integers(-3_000, 3_000, (2, 400), dtype=np.int16),
-        mel=np.tile(example["mel"], (2, 1, 1)) - 4.0,
-    )
+    batch = _random_batch(trainer, rng)
     state, metrics = trainer.train_step(state, trainer.shard(batch))
     assert int(state.step) == 1 and bool(metrics["finite"])
     vocoder = subscale.create(config, seed=0)
