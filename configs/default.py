@@ -30,6 +30,8 @@ def get_config():
     data.eval_seq_len = 8_000  # samples per eval crop (long: less zero-state start-up)
     data.dev_fraction = 0.05  # dev share when a file has no manifest split
     data.cache_dir = ""  # feature cache ("" = <workdir>/cache)
+    data.pre_emphasis = 0.0  # model y[t] = x[t] - a x[t-1] (0 = off; LPCNet: 0.85)
+    data.crop_context = False  # feed real samples around each crop as context
 
     config.model = model = ml_collections.ConfigDict()
     model.hidden_size = 896  # GRU state size; split into coarse and fine halves
@@ -39,6 +41,8 @@ def get_config():
     model.lookback = 0  # W: columns behind seen in earlier sub-sequences
     model.context_summary = 64  # per-sample summary width of the context network
     model.context_channels = 128  # context network output fed to the cell
+    model.neighbour_rows = 0  # B > 1: rows s-1..s-k at columns i, i+1 fed directly
+    model.fine_input_scale = 1.0  # weight of the fine byte in the model's inputs
     model.dtype = "float32"  # compute dtype: float32, bfloat16, float16 (CPU: float32)
     model.param_dtype = "float32"  # parameter dtype
 
@@ -59,9 +63,15 @@ def get_config():
     train.vocode_every_steps = 50_000  # vocode one dev clip (wav + PNG); 0 = never
     train.vocode_seconds = 2.0  # length of that dev clip
     train.nonfinite = "stop"  # non-finite loss or gradient: "stop" or "skip"
+    train.input_noise = (0.0, 0.0)  # (low, high) sigma of input noise, int16 steps
+    train.input_noise_start = 0  # first step with input noise
+    train.eval_clips = 4  # dev clips vocoded free-running at each evaluation
+    train.eval_clip_seconds = 2.0  # length of each of those clips
 
     config.sampling = sampling = ml_collections.ConfigDict()
     sampling.temperature = 1.0  # softmax temperature when sampling
+    sampling.coarse_temperature = 0.0  # of the coarse softmax (0 = temperature)
+    sampling.prob_floor = 0.0  # subtracted from each probability (LPCNet: 0.002)
     sampling.noise = "uniform"  # "uniform" (inverse CDF, pre-drawn) or "gumbel"
     sampling.sparse = "auto"  # block-sparse matmuls: "auto", "on" or "off"
 

@@ -25,4 +25,6 @@ def get_config():
     config.train.eval_crops = 4  # a few dev crops
     config.train.vocode_every_steps = 0  # no vocoding during training
     config.train.vocode_seconds = 0.1  # short when enabled
+    config.train.eval_clips = 0  # no free-running clips at evaluation (tests opt in)
+    config.train.eval_clip_seconds = 0.1  # short when enabled
     return config

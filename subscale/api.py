@@ -12,13 +12,14 @@ import librosa
 import numpy as np
 
 from subscale import audio
+from subscale import checkpointing
 from subscale import config_validation
 from subscale import errors
+from subscale import evaluation
 from subscale import folding
 from subscale import models
 from subscale import sampling
 from subscale import sparsity
-from subscale import train
 
 
 class Vocoder:
@@ -32,7 +33,8 @@ class Vocoder:
         matrices the sampler multiplies block-sparsely ({} for a dense model;
         `config.sampling.sparse` decides).
       sample_fn: the jitted, pure `sample_fn(params, mel, key, lengths=None,
-        temperature=1.0)` of `sampling.make_sample_fn`.
+        temperature=1.0, coarse_temperature=None, prob_floor=0.0)` of
+        `sampling.make_sample_fn`.
     """
 
     def __init__(self, config, params):
@@ -85,21 +87,41 @@ class Vocoder:
             raise errors.SubscaleError(f"{name}: contains NaN or inf")
         return mel
 
-    def generate(self, mel, seed=0, temperature=None):
+    def _shaping(self, temperature, coarse_temperature, prob_floor):
+        """The sampling keyword arguments: those given, else the config's."""
+        kwargs = evaluation.shaping_kwargs(self.config.sampling)
+        given = dict(
+            temperature=temperature,
+            coarse_temperature=coarse_temperature,
+            prob_floor=prob_floor,
+        )
+        kwargs.update({k: v for k, v in given.items() if v is not None})
+        sampling.check_shaping(
+            kwargs["temperature"], kwargs["coarse_temperature"], kwargs["prob_floor"]
+        )
+        return kwargs
+
+    def generate(
+        self, mel, seed=0, temperature=None, coarse_temperature=None, prob_floor=None
+    ):
         """Samples audio for mel frames.
 
         Args:
           mel: [frames, n_mels], or a list of such arrays (generated together in
             one scan; utterance n uses the key fold_in(PRNGKey(seed), n)).
           seed: integer seed.
-          temperature: softmax temperature (default: config.sampling.temperature).
+          temperature: softmax temperature of the fine bits, and of the coarse
+            bits unless `coarse_temperature` is given (default:
+            config.sampling.temperature).
+          coarse_temperature: softmax temperature of the coarse bits (default:
+            config.sampling.coarse_temperature; 0 there means `temperature`).
+          prob_floor: probability subtracted from every class before drawing
+            (default: config.sampling.prob_floor), see `sampling.Shaping`.
 
         Returns:
           float32 [frames * hop] in [-1, 1], or a list of them.
         """
-        temp = self.config.sampling.temperature if temperature is None else temperature
-        if temp <= 0:
-            raise errors.SubscaleError(f"temperature={temp}: must be > 0")
+        shaping = self._shaping(temperature, coarse_temperature, prob_floor)
         key = jax.random.PRNGKey(seed)
         if isinstance(mel, (list, tuple)):
             mels = [self._check_mel(m, f"mel[{n}]") for n, m in enumerate(mel)]
@@ -108,14 +130,16 @@ class Vocoder:
             for n, m in enumerate(mels):
                 batch[n, : m.shape[0]] = m
             batch, lengths = _spread_over_devices(batch, lengths)
-            out = np.asarray(self.sample_fn(self.params, batch, key, lengths, temp))
+            out = np.asarray(
+                self.sample_fn(self.params, batch, key, lengths, **shaping)
+            )
             return [
                 audio.to_float(out[n, : lengths[n] * self.hop_length])
                 for n in range(len(mels))
             ]
         mel = self._check_mel(mel)
         return audio.to_float(
-            np.asarray(self.sample_fn(self.params, mel, key, None, temp))
+            np.asarray(self.sample_fn(self.params, mel, key, None, **shaping))
         )
 
     def log_prob(self, samples, mel):
@@ -141,7 +165,7 @@ class Vocoder:
         unit = self.hop_length * self.model_config.subscale_factor
         padded = folding.padded_length(length, unit)
         wave = np.zeros(padded, np.int16)
-        wave[:length] = samples
+        wave[:length] = audio.pre_emphasis(samples, self.model_config.pre_emphasis)
         mels = np.full(
             (padded // self.hop_length, mel.shape[1]), audio.LOG_MEL_FLOOR, np.float32
         )
@@ -154,38 +178,46 @@ class Vocoder:
         """Re-synthesises audio from its own features: float32 [frames * hop]."""
         return self.generate(self.features(waveform, sample_rate), seed=seed)
 
-    def generate_stream(self, mel, chunk_frames=100, seed=0, temperature=None):
-        """Generates `generate(mel, seed)` chunk by chunk.
+    def generate_stream(
+        self,
+        mel,
+        chunk_frames=100,
+        seed=0,
+        temperature=None,
+        coarse_temperature=None,
+        prob_floor=None,
+    ):
+        """Generates `generate(mel, seed, ...)` chunk by chunk.
 
         Args:
           mel: [frames, n_mels].
           chunk_frames: frames of audio per chunk; chunk_frames * hop must be a
             multiple of the subscale factor.
           seed: integer seed.
-          temperature: softmax temperature (default: config.sampling.temperature).
+          temperature: as for `generate`.
+          coarse_temperature: as for `generate`.
+          prob_floor: as for `generate`.
 
         Returns:
           An iterator of float32 [k] chunks, frames * hop samples in all. Bad
           arguments raise here, not at the first chunk.
         """
         mel = self._check_mel(mel)
-        temp = self.config.sampling.temperature if temperature is None else temperature
-        if temp <= 0:
-            raise errors.SubscaleError(f"temperature={temp}: must be > 0")
-        factor = self.model_config.subscale_factor
-        if chunk_frames < 1 or (chunk_frames * self.hop_length) % factor:
-            raise errors.SubscaleError(
-                f"chunk_frames={chunk_frames}: chunk_frames * hop_length "
-                f"({self.hop_length}) must be a positive multiple of the subscale "
-                f"factor {factor}"
-            )
+        shaping = self._shaping(temperature, coarse_temperature, prob_floor)
+        sampling.check_chunk_frames(
+            chunk_frames, self.hop_length, self.model_config.subscale_factor
+        )
         stream = sampling.generate_stream(
             self.model,
             self.params,
             jnp.asarray(mel),
             jax.random.PRNGKey(seed),
             chunk_frames,
-            temp,
+            sampling.Shaping.make(
+                shaping["temperature"],
+                shaping["coarse_temperature"],
+                shaping["prob_floor"],
+            ),
             self.config.sampling.noise,
             self.sparse_layouts,
         )
@@ -223,17 +255,27 @@ def _sparse_layouts(config, params):
 
 
 def create(config, seed=0):
-    """A vocoder with random parameters for `config`."""
+    """A vocoder with random parameters for `config`.
+
+    The parameters are those a training run with `train.seed = seed` starts
+    from (`sparsity.init_params` of the same key).
+    """
     config_validation.validate(config)
-    trainer = train.Trainer(config)
-    return Vocoder(config, trainer.init_state(seed).params)
+    init_key, _ = jax.random.split(jax.random.PRNGKey(seed))
+    params, _ = sparsity.init_params(
+        models.ModelConfig.from_config(config),
+        sparsity.SparsityConfig.from_config(config),
+        init_key,
+    )
+    return Vocoder(config, params)
 
 
 def load(workdir):
     """The vocoder of the latest checkpoint in `workdir`, with its config.
 
-    Masked (pruned) weights are stored as exact zeros, so a sparse model loads
-    as its sparse parameters.
+    Reads the parameters alone (no optimizer state). Masked (pruned) weights
+    are stored as exact zeros, so a sparse model loads as its sparse
+    parameters.
     """
-    config, params, _, _ = train.restore_params(str(workdir))
+    config, params, _, _ = checkpointing.restore_params(str(workdir))
     return Vocoder(config, params)

@@ -17,14 +17,13 @@ frames * hop <= t; the last t % hop samples have no frame of their own.
 import dataclasses
 import math
 import os
-import tempfile
 
 import librosa
 import numpy as np
 import soundfile
-from matplotlib import figure
 
 from subscale import errors
+from subscale import files
 
 # Log-mel of silence: the floor of log(max(m, 1e-5)), used to pad mel frames.
 MEL_MAGNITUDE_FLOOR = 1e-5
@@ -207,6 +206,41 @@ def mel(x, cfg):
     return m.T.astype(np.float32)
 
 
+# Pre-emphasis works in integers: the coefficient is rounded to a multiple of
+# 1 / EMPHASIS_ONE, so that filtering and its inverse are exact inverses on
+# numpy and in jitted code alike.
+EMPHASIS_ONE = 1024
+
+
+def emphasis_prediction(previous, coeff):
+    """round(coeff x[t - 1]) in integers: int [..] -> int [..] (numpy or jax)."""
+    q = int(round(coeff * EMPHASIS_ONE))
+    return (q * previous + EMPHASIS_ONE // 2) // EMPHASIS_ONE
+
+
+def pre_emphasis(samples, coeff):
+    """y[t] = x[t] - round(coeff x[t - 1]) (x[-1] = 0), clipped to int16.
+
+    The model of a config with `data.pre_emphasis` learns and draws y; its mel
+    is still that of x, and the sampler turns y back into x
+    (`sampling.de_emphasis`, exact unless y was clipped). The filter has
+    determinant one, so bits per sample of y and of x compare.
+
+    Args:
+      samples: int16 [..., t].
+      coeff: the coefficient, in [0, 1); 0 returns `samples`.
+
+    Returns:
+      int16 [..., t].
+    """
+    if not coeff:
+        return samples
+    x = np.asarray(samples, np.int64)
+    previous = np.concatenate([np.zeros_like(x[..., :1]), x[..., :-1]], axis=-1)
+    y = x - emphasis_prediction(previous, coeff)
+    return np.clip(y, -32768, 32767).astype(np.int16)
+
+
 def pad_mel(m, pad):
     """Adds `pad` silent frames (LOG_MEL_FLOOR) at each end.
 
@@ -220,34 +254,6 @@ def pad_mel(m, pad):
     return np.pad(m, ((pad, pad), (0, 0)), constant_values=LOG_MEL_FLOOR)
 
 
-def atomic_write(path, write):
-    """Writes a file so that readers see the old file or the whole new one.
-
-    Args:
-      path: destination; missing parent folders are created.
-      write: function of a temporary path (same folder and suffix) that writes
-        the content there; the temporary file is then moved onto `path`.
-
-    Raises:
-      SubscaleError: naming `path`, on any OSError.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
-        os.close(fd)
-        try:
-            write(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    except OSError as e:
-        raise errors.SubscaleError(f"{path}: cannot write ({e.strerror or e})") from e
-
-
 def write_wav(path, x, sample_rate):
     """Writes a 16-bit PCM wav file atomically.
 
@@ -259,44 +265,9 @@ def write_wav(path, x, sample_rate):
     x = np.asarray(x)
     if x.dtype != np.int16:
         x = to_int16(x.astype(np.float32))
-    atomic_write(
+    files.atomic_write(
         path,
         lambda tmp: soundfile.write(
             tmp, x, sample_rate, subtype="PCM_16", format="WAV"
         ),
     )
-
-
-def save_spectrogram_png(path, original, generated, cfg):
-    """Saves an image of the log-mel of `original` (if given) above `generated`.
-
-    Args:
-      path: destination PNG, written atomically.
-      original: float32 [t] reference waveform, or None for one panel.
-      generated: float32 [t] waveform.
-      cfg: MelConfig.
-    """
-    panels = [("generated", generated)]
-    if original is not None:
-        panels.insert(0, ("original", original))
-    mels = [(title, mel(np.asarray(x, np.float32), cfg)) for title, x in panels]
-    vmax = max([m.max() for _, m in mels if m.size] + [LOG_MEL_FLOOR + 1.0])
-    frame_seconds = cfg.hop_length / cfg.sample_rate
-
-    fig = figure.Figure(figsize=(10, 3 * len(mels)), layout="constrained")
-    axes = fig.subplots(len(mels), 1, squeeze=False)[:, 0]
-    for ax, (title, m) in zip(axes, mels):
-        image = ax.imshow(
-            m.T,
-            origin="lower",
-            aspect="auto",
-            interpolation="nearest",
-            vmin=LOG_MEL_FLOOR,
-            vmax=vmax,
-            extent=(0.0, max(m.shape[0], 1) * frame_seconds, 0, cfg.n_mels),
-        )
-        ax.set_title(title)
-        ax.set_ylabel("mel band")
-    axes[-1].set_xlabel("time (s)")
-    fig.colorbar(image, ax=list(axes), label="log magnitude")
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))

@@ -14,8 +14,10 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from subscale import audio
 from subscale import errors
+from subscale import files
+from subscale import models
+from subscale import sparsity
 
 CONFIG_FILE = "config.json"
 # Model fields that fix the parameter shapes: a checkpoint restores only into a
@@ -33,6 +35,7 @@ SHAPE_FIELDS = (
 # Feature fields: other values leave the shapes alone but feed the model audio
 # and mels unlike those it was trained on.
 FEATURE_FIELDS = (
+    "data.pre_emphasis",
     "data.sample_rate",
     "data.hop_length",
     "data.n_fft",
@@ -40,6 +43,22 @@ FEATURE_FIELDS = (
     "data.fmin",
     "data.fmax",
 )
+
+
+# Fields added since the first checkpoints were written, with the value that
+# reproduces the older behaviour: a saved config without them gets them here.
+ADDED_FIELDS = {
+    "data.pre_emphasis": 0.0,
+    "data.crop_context": False,
+    "model.neighbour_rows": 0,
+    "model.fine_input_scale": 1.0,
+    "train.input_noise": (0.0, 0.0),
+    "train.input_noise_start": 0,
+    "train.eval_clips": 0,
+    "train.eval_clip_seconds": 2.0,
+    "sampling.coarse_temperature": 0.0,
+    "sampling.prob_floor": 0.0,
+}
 
 
 def manager(workdir, config, *, read_only=False):
@@ -75,12 +94,7 @@ def write_config(workdir, config):
     """Writes `workdir/config.json` atomically."""
     text = json.dumps(config.to_dict(), indent=2, default=list)
     path = os.path.join(workdir, CONFIG_FILE)
-    audio.atomic_write(path, lambda tmp: _write_text(tmp, text))
-
-
-def _write_text(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+    files.write_text(path, text)
 
 
 def load_config(workdir):
@@ -92,9 +106,14 @@ def load_config(workdir):
         )
     try:
         with open(path) as f:
-            return ml_collections.ConfigDict(json.load(f))
+            config = ml_collections.ConfigDict(json.load(f))
     except (OSError, ValueError) as e:
         raise errors.SubscaleError(f"{path}: unreadable config ({e})") from e
+    for field, value in ADDED_FIELDS.items():
+        group, name = field.split(".")
+        if group in config and name not in config[group]:
+            config[group][name] = value
+    return config
 
 
 def check_compatible(saved, config, workdir):
@@ -110,13 +129,15 @@ def check_compatible(saved, config, workdir):
             )
 
 
-def restore(mngr, abstract_state, step=None):
+def restore(mngr, abstract_state, step=None, partial=False):
     """Restores the state at `step` (default: latest) into `abstract_state`.
 
     Args:
       mngr: from `manager`.
       abstract_state: pytree of jax.ShapeDtypeStruct (with shardings).
       step: which checkpoint; None for the newest complete one.
+      partial: `abstract_state` is a dict of some top-level fields of the
+        saved state (e.g. params and masks); the others are not read.
 
     Returns:
       (state, step), or (None, None) when there is no checkpoint.
@@ -127,7 +148,7 @@ def restore(mngr, abstract_state, step=None):
     try:
         restored = mngr.restore(
             step,
-            args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state)),
+            args=ocp.args.Composite(state=_restore_args(abstract_state, partial)),
         )
     except (OSError, ValueError, KeyError) as e:
         # Orbax lists only checkpoints whose save completed, so this one was
@@ -141,8 +162,60 @@ def restore(mngr, abstract_state, step=None):
     return restored.state, step
 
 
+def _restore_args(abstract_state, partial):
+    if not partial:
+        return ocp.args.StandardRestore(abstract_state)
+    return ocp.args.PyTreeRestore(
+        abstract_state,
+        restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state),
+        partial_restore=True,
+    )
+
+
 def abstract(tree, sharding):
     """ShapeDtypeStructs of `tree` (arrays or structs) placed with `sharding`."""
     return jax.tree_util.tree_map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree
     )
+
+
+def restore_params(workdir, config=None):
+    """The parameters of the newest checkpoint in `workdir`, for inference.
+
+    Reads only the parameters and the pruning masks of the saved train state:
+    no optimizer, optimizer state or device mesh is built.
+
+    Args:
+      workdir: a training workdir.
+      config: the config to use (checked against the saved one); default the
+        saved config.
+
+    Returns:
+      (config, params, masks, step).
+
+    Raises:
+      SubscaleError: no config or checkpoint in `workdir`, or one that does
+        not fit `config`.
+    """
+    saved = load_config(workdir)
+    if config is None:
+        config = saved
+    else:
+        check_compatible(saved, config, workdir)
+    model_cfg = models.ModelConfig.from_config(config)
+    shapes = jax.eval_shape(
+        lambda key: sparsity.init_params(
+            model_cfg, sparsity.SparsityConfig.from_config(config), key
+        ),
+        jax.random.PRNGKey(0),
+    )
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    params, masks = abstract(shapes, sharding)
+    mngr = manager(workdir, config, read_only=True)
+    try:
+        state, step = restore(mngr, dict(params=params, masks=masks), partial=True)
+    finally:
+        mngr.close()
+    if state is None:
+        raise errors.SubscaleError(f"{workdir}: no checkpoint to load")
+    return config, state["params"], state["masks"], step

@@ -14,8 +14,10 @@ from absl import logging
 from subscale import api
 from subscale import audio
 from subscale import errors
+from subscale import evaluation
+from subscale import files
 from subscale import input_pipeline
-from subscale import train
+from subscale import plots
 
 MODES = ("train", "evaluate", "vocode")
 
@@ -28,9 +30,12 @@ def run(mode, config, workdir, *, input_path=None, output=None, stream=False):
         if not workdir:
             raise errors.SubscaleError("--workdir is required")
         if mode == "train":
+            # Imported here: evaluating and vocoding need no optimizer stack.
+            from subscale import train
+
             train.train_and_evaluate(config, workdir)
         elif mode == "evaluate":
-            train.evaluate(config, workdir)
+            evaluation.evaluate(config, workdir)
         else:
             vocode(workdir, input_path, output, stream=stream)
     except errors.SubscaleError as e:
@@ -72,7 +77,7 @@ def vocode(workdir, input_path, output, *, stream=False, chunk_frames=100):
         else:
             generated = vocoder.generate(mel)
             audio.write_wav(wav, generated, rate)
-        audio.save_spectrogram_png(
+        plots.save_spectrogram_png(
             os.path.join(output, name + ".png"),
             original[: generated.shape[0]],
             generated,
@@ -92,5 +97,5 @@ def _write_stream(path, chunks, rate):
                 f.write(audio.to_int16(chunk))
                 pieces.append(chunk)
 
-    audio.atomic_write(path, write)
+    files.atomic_write(path, write)
     return np.concatenate(pieces)

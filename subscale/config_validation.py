@@ -72,8 +72,46 @@ def validate(config):
             config.sampling.noise,
             f"must be one of {sampling.NOISE_KINDS}",
         )
-    if config.sampling.temperature <= 0:
-        _fail("sampling.temperature", config.sampling.temperature, "must be > 0")
+    sp = config.sampling
+    if sp.temperature <= 0:
+        _fail("sampling.temperature", sp.temperature, "must be > 0")
+    if sp.coarse_temperature < 0:
+        _fail(
+            "sampling.coarse_temperature",
+            sp.coarse_temperature,
+            "must be > 0, or 0 for sampling.temperature",
+        )
+    if not 0.0 <= sp.prob_floor < 1.0 / 256:
+        _fail("sampling.prob_floor", sp.prob_floor, "must be in [0, 1/256)")
+    if not 0.0 <= d.pre_emphasis < 1.0:
+        _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")
+    if m.fine_input_scale < 0:
+        _fail("model.fine_input_scale", m.fine_input_scale, "must be >= 0")
+    if m.neighbour_rows:
+        window = m.lookback + m.future_horizon + 1
+        if not 0 < m.neighbour_rows < m.subscale_factor:
+            _fail(
+                "model.neighbour_rows",
+                m.neighbour_rows,
+                f"must be 0, or in [1, model.subscale_factor={m.subscale_factor})",
+            )
+        if m.neighbour_rows * (m.future_horizon + 1) > window:
+            _fail(
+                "model.neighbour_rows",
+                m.neighbour_rows,
+                "reaches rows the sampler no longer holds: neighbour_rows x "
+                "(future_horizon + 1) must be at most lookback + future_horizon "
+                f"+ 1 = {window}",
+            )
+    low, high = t.input_noise
+    if not 0.0 <= low <= high or (high > 0 and low <= 0):
+        _fail(
+            "train.input_noise",
+            tuple(t.input_noise),
+            "must be (0, 0) or (low, high) with 0 < low <= high",
+        )
+    if t.eval_clips < 0:
+        _fail("train.eval_clips", t.eval_clips, "must be >= 0")
     if config.sampling.sparse not in ("auto", "on", "off"):
         _fail("sampling.sparse", config.sampling.sparse, "must be auto, on or off")
     if not 0.0 <= s.target < 1.0:

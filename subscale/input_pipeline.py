@@ -23,6 +23,7 @@ from absl import logging
 
 from subscale import audio
 from subscale import errors
+from subscale import files
 
 DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
 MANIFEST = "manifest.csv"
@@ -212,7 +213,7 @@ def _features(path, mel_cfg, cache_dir):
     samples = samples[: samples.shape[0] // hop * hop]
     mel = audio.mel(audio.to_float(samples), mel_cfg)
     if cache_path is not None:
-        audio.atomic_write(
+        files.atomic_write(
             cache_path, lambda tmp: np.savez(tmp, samples=samples, mel=mel)
         )
     return samples, mel
@@ -240,7 +241,20 @@ class TrainBatches:
     mel frames [a - mel_pad, a + seq_len // hop + mel_pad).
     """
 
-    def __init__(self, utterances, *, seq_len, batch_size, hop_length, mel_pad, seed):
+    def __init__(
+        self,
+        utterances,
+        *,
+        seq_len,
+        batch_size,
+        hop_length,
+        mel_pad,
+        seed,
+        pre_emphasis=0.0,
+        margins=(0, 0),
+        input_noise=(0.0, 0.0),
+        input_noise_start=0,
+    ):
         """Precomputes the sampling tables.
 
         Args:
@@ -250,6 +264,14 @@ class TrainBatches:
           hop_length: samples per mel frame.
           mel_pad: neighbouring frames on each side of a crop's frames.
           seed: seed of the data order.
+          pre_emphasis: coefficient of `audio.pre_emphasis`, applied to whole
+            utterances before cropping (0: none).
+          margins: (before, after) samples of the real waveform around each crop
+            handed to the model as context inputs only (0 past the utterance).
+          input_noise: (low, high) standard deviation of Gaussian noise, in
+            int16 steps, added to the autoregressive inputs (never to the
+            targets); each crop draws its own log-uniformly. (0, 0): none.
+          input_noise_start: first step with input noise.
 
         Raises:
           SubscaleError: seq_len is not a multiple of hop_length or longer than
@@ -273,11 +295,17 @@ class TrainBatches:
         self.mel_pad = mel_pad
         self.seed = seed
         self.frames = seq_len // hop_length
+        self.margins = tuple(int(m) for m in margins)
+        self.input_noise = tuple(float(x) for x in input_noise)
+        self.input_noise_start = int(input_noise_start)
         # All utterances end to end, so that a batch is two fancy-index gathers.
         lengths = np.array([u.samples.shape[0] for u in usable], np.int64)
         padded = [audio.pad_mel(u.mel, mel_pad) for u in usable]
         mel_lengths = np.array([m.shape[0] for m in padded], np.int64)
-        self._samples = np.concatenate([u.samples for u in usable])
+        self._samples = np.concatenate(
+            [audio.pre_emphasis(u.samples, pre_emphasis) for u in usable]
+        )
+        self._lengths = lengths
         self._mel = np.concatenate(padded)
         self._sample_offsets = np.cumsum(lengths) - lengths
         self._mel_offsets = np.cumsum(mel_lengths) - mel_lengths
@@ -289,7 +317,10 @@ class TrainBatches:
 
         Returns:
           dict(samples=int16 [b, seq_len],
-               mel=float32 [b, seq_len // hop + 2 * mel_pad, n_mels]).
+               mel=float32 [b, seq_len // hop + 2 * mel_pad, n_mels]), and
+          inputs=int16 [b, before + seq_len + after] and inputs_valid=bool [b,
+          before + seq_len + after] (False past the utterance's ends) when there
+          are margins or input noise at this step.
         """
         rng = np.random.default_rng([self.seed, int(step)])
         which = rng.choice(len(self._probs), size=self.batch_size, p=self._probs)
@@ -297,10 +328,29 @@ class TrainBatches:
         first_sample = self._sample_offsets[which] + start * self.hop_length
         first_frame = self._mel_offsets[which] + start
         window = self.frames + 2 * self.mel_pad
-        return dict(
+        batch = dict(
             samples=self._samples[first_sample[:, None] + np.arange(self.seq_len)],
             mel=self._mel[first_frame[:, None] + np.arange(window)],
         )
+        noisy = self.input_noise[1] > 0 and step >= self.input_noise_start
+        if self.margins == (0, 0) and not noisy:
+            return batch
+        before, after = self.margins
+        position = start[:, None] * self.hop_length + np.arange(
+            -before, self.seq_len + after
+        )
+        inside = (position >= 0) & (position < self._lengths[which][:, None])
+        index = self._sample_offsets[which][:, None] + np.where(inside, position, 0)
+        inputs = np.where(inside, self._samples[index], 0)
+        if noisy:
+            noise_rng = np.random.default_rng([self.seed, int(step), 1])
+            low, high = np.log(self.input_noise)
+            sigma = np.exp(noise_rng.uniform(low, high, (self.batch_size, 1)))
+            noise = sigma * noise_rng.standard_normal(inputs.shape)
+            inputs = np.clip(np.round(inputs + noise), -32768, 32767)
+        batch["inputs"] = inputs.astype(np.int16)
+        batch["inputs_valid"] = inside
+        return batch
 
 
 def _check_seq_len(seq_len, hop_length):
@@ -311,7 +361,16 @@ def _check_seq_len(seq_len, hop_length):
         )
 
 
-def eval_crops(utterances, *, seq_len, hop_length, mel_pad, max_crops=0):
+def eval_crops(
+    utterances,
+    *,
+    seq_len,
+    hop_length,
+    mel_pad,
+    max_crops=0,
+    pre_emphasis=0.0,
+    margins=(0, 0),
+):
     """Deterministic non-overlapping crops of every utterance, in file order.
 
     Each utterance gives its consecutive crops [k * seq_len, (k + 1) * seq_len);
@@ -325,11 +384,15 @@ def eval_crops(utterances, *, seq_len, hop_length, mel_pad, max_crops=0):
       mel_pad: neighbouring frames on each side, as in TrainBatches.
       max_crops: if > 0 and there are more crops, an evenly spaced subset of
         this many.
+      pre_emphasis: as in TrainBatches.
+      margins: as in TrainBatches.
 
     Returns:
       dict(samples=int16 [n, seq_len],
            mel=float32 [n, seq_len // hop + 2 * mel_pad, n_mels],
-           weights=float32 [n] of ones).
+           weights=float32 [n] of ones), and with margins
+      inputs=int16 [n, before + seq_len + after] and inputs_valid (bool, the
+      same shape: False past the utterance's ends).
 
     Raises:
       SubscaleError: seq_len is not a multiple of hop_length or longer than
@@ -337,12 +400,18 @@ def eval_crops(utterances, *, seq_len, hop_length, mel_pad, max_crops=0):
     """
     _check_seq_len(seq_len, hop_length)
     frames = seq_len // hop_length
-    samples, mels = [], []
+    before, after = margins
+    samples, mels, inputs = [], [], []
     for u in utterances:
         padded = audio.pad_mel(u.mel, mel_pad)
+        wave = audio.pre_emphasis(u.samples, pre_emphasis)
+        around = np.pad(wave, (before, after))
+        inside = np.pad(np.ones(wave.shape, bool), (before, after))
         for k in range(u.samples.shape[0] // seq_len):
-            samples.append(u.samples[k * seq_len : (k + 1) * seq_len])
+            samples.append(wave[k * seq_len : (k + 1) * seq_len])
             mels.append(padded[k * frames : (k + 1) * frames + 2 * mel_pad])
+            window = slice(k * seq_len, (k + 1) * seq_len + before + after)
+            inputs.append((around[window], inside[window]))
     if not samples:
         raise errors.SubscaleError(
             f"data.seq_len={seq_len} is longer than every evaluation utterance"
@@ -351,11 +420,16 @@ def eval_crops(utterances, *, seq_len, hop_length, mel_pad, max_crops=0):
         keep = np.linspace(0, len(samples) - 1, max_crops).round().astype(int)
         samples = [samples[i] for i in keep]
         mels = [mels[i] for i in keep]
-    return dict(
+        inputs = [inputs[i] for i in keep]
+    crops = dict(
         samples=np.stack(samples),
         mel=np.stack(mels),
         weights=np.ones(len(samples), np.float32),
     )
+    if tuple(margins) != (0, 0):
+        crops["inputs"] = np.stack([x for x, _ in inputs])
+        crops["inputs_valid"] = np.stack([v for _, v in inputs])
+    return crops
 
 
 def batched(d, batch_size):
@@ -379,3 +453,80 @@ def batched(d, batch_size):
         batch = {key: value[index] for key, value in d.items()}
         batch["weights"] = np.where(real, weights[index], 0.0).astype(np.float32)
         yield batch
+
+
+# Reading the data fields of a config, in one place for training, evaluation
+# and the experiments.
+
+
+def corpus(config, workdir, splits=SPLITS):
+    """The utterances of `splits` of `config.data.train_dir`, features cached
+    in `data.cache_dir` (default `<workdir>/cache`)."""
+    d = config.data
+    return load_corpus(
+        d.train_dir,
+        audio.MelConfig.from_config(d),
+        dev_fraction=float(d.dev_fraction),
+        cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
+        splits=splits,
+    )
+
+
+def eval_utterances(config, workdir):
+    """The held-out utterances: every file of `data.eval_dir` when set, else the
+    dev split of the corpus."""
+    d = config.data
+    if d.eval_dir:
+        return load_corpus(
+            d.eval_dir,
+            audio.MelConfig.from_config(d),
+            dev_fraction=float(d.dev_fraction),
+            cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
+        )
+    return corpus(config, workdir, ("dev",))
+
+
+def context_columns(config):
+    """(left, right) grid columns of real waveform handed to the model around
+    each crop as context (`data.crop_context`): the lookback (at least the one
+    previous sample) before it and the future horizon after it."""
+    if not config.data.get("crop_context", False):
+        return (0, 0)
+    m = config.model
+    return (max(int(m.lookback), 1), int(m.future_horizon))
+
+
+def _margin_samples(config):
+    factor = int(config.model.subscale_factor)
+    return tuple(factor * c for c in context_columns(config))
+
+
+def train_batches(config, utterances, mel_pad):
+    """TrainBatches of `config.data` and `config.train`."""
+    d, t = config.data, config.train
+    return TrainBatches(
+        utterances,
+        seq_len=d.seq_len,
+        batch_size=t.batch_size,
+        hop_length=d.hop_length,
+        mel_pad=mel_pad,
+        seed=t.seed,
+        pre_emphasis=float(d.get("pre_emphasis", 0.0)),
+        margins=_margin_samples(config),
+        input_noise=tuple(t.get("input_noise", (0.0, 0.0))),
+        input_noise_start=int(t.get("input_noise_start", 0)),
+    )
+
+
+def eval_crops_of(config, utterances, mel_pad, max_crops=0):
+    """`eval_crops` with the crop length, emphasis and margins of `config`."""
+    d = config.data
+    return eval_crops(
+        utterances,
+        seq_len=d.get("eval_seq_len", 0) or d.seq_len,
+        hop_length=d.hop_length,
+        mel_pad=mel_pad,
+        max_crops=max_crops,
+        pre_emphasis=float(d.get("pre_emphasis", 0.0)),
+        margins=_margin_samples(config),
+    )

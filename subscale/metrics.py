@@ -25,6 +25,13 @@ Definitions:
 - F0 error: pYIN F0 tracks (`librosa.pyin`, one frame per hop, aligned like the
   mel frames) of both signals; the RMS difference in cents over frames voiced in
   both, and the share of frames where exactly one of the two is voiced.
+- Loudness: the level of each mel frame's block of samples, 10 log10 of its
+  mean square (floored at -100 dB). `loudness_correlation` is the Pearson
+  correlation of the two level tracks over frames (1: the generated loudness
+  follows the original's); `quiet_excess_db` is the mean of generated minus
+  original level over the original's quietest `QUIET_SHARE` of frames (pauses,
+  closures and fades: where a free-running model's noise shows most; 0 or
+  below is ideal).
 - Wideband PESQ (ITU-T P.862.2, the `pesq` package, 16 kHz) and STOI (the
   `pystoi` package): optional; `pesq_wb` and `stoi` return None when the package
   is not installed (`pip install -e '.[experiments]'`) or the signal is too
@@ -53,6 +60,8 @@ DB_PER_NEPER = 20.0 / math.log(10.0)
 MCD_COEFFICIENTS = 24
 F0_MIN_HZ = 65.0
 F0_MAX_HZ = 500.0
+LEVEL_FLOOR_DB = -100.0
+QUIET_SHARE = 0.2
 
 
 def _masked_mean(per_frame, mask):
@@ -176,6 +185,35 @@ def f0_error(ref_track, est_track, mask=None):
         voicing_disagreement=float(disagree.mean()) if keep.any() else float("nan"),
         voiced_frames=int(both.sum()),
     )
+
+
+def frame_levels(x, hop_length):
+    """Level in dB of each block of `hop_length` samples: float [t] -> [t // hop]."""
+    frames = x.shape[0] // hop_length
+    blocks = np.asarray(x[: frames * hop_length], np.float64).reshape(frames, -1)
+    power = np.mean(blocks**2, axis=-1)
+    return np.maximum(10.0 * np.log10(np.maximum(power, 1e-30)), LEVEL_FLOOR_DB)
+
+
+def loudness_correlation(ref, est, hop_length):
+    """Pearson correlation of the frame levels of two waveforms [t] (NaN when
+    either is constant)."""
+    _check_pair(ref, est)
+    a, b = frame_levels(ref, hop_length), frame_levels(est, hop_length)
+    if a.size < 2 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def quiet_excess_db(ref, est, hop_length, share=QUIET_SHARE):
+    """Mean level of `est` minus that of `ref` (dB) over the quietest `share`
+    of `ref`'s frames (at least one frame)."""
+    _check_pair(ref, est)
+    a, b = frame_levels(ref, hop_length), frame_levels(est, hop_length)
+    if a.size == 0:
+        return float("nan")
+    quiet = np.argsort(a, kind="stable")[: max(1, int(round(share * a.size)))]
+    return float(np.mean(b[quiet] - a[quiet]))
 
 
 def _at_rate(x, sample_rate, rate):

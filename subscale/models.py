@@ -77,12 +77,19 @@ class ModelConfig:
     lookback: int = 0
     context_summary: int = 64
     context_channels: int = 128
+    neighbour_rows: int = 0
+    fine_input_scale: float = 1.0
+    pre_emphasis: float = 0.0
     dtype: str = "float32"
     param_dtype: str = "float32"
 
     @classmethod
     def from_config(cls, config):
-        """Reads `config.model` and the feature fields of `config.data`."""
+        """Reads `config.model` and the feature fields of `config.data`.
+
+        Fields added after a checkpoint was written take their defaults, so an
+        older workdir's saved config still builds its model.
+        """
         m = config.model
         return cls(
             hidden_size=int(m.hidden_size),
@@ -94,6 +101,9 @@ class ModelConfig:
             lookback=int(m.lookback),
             context_summary=int(m.context_summary),
             context_channels=int(m.context_channels),
+            neighbour_rows=int(m.get("neighbour_rows", 0)),
+            fine_input_scale=float(m.get("fine_input_scale", 1.0)),
+            pre_emphasis=float(config.data.get("pre_emphasis", 0.0)),
             dtype=str(m.dtype),
             param_dtype=str(m.param_dtype),
         )
@@ -111,6 +121,20 @@ class ModelConfig:
     @property
     def has_context(self):
         return self.subscale_factor > 1
+
+    @property
+    def neighbour_offsets(self):
+        """(row offset o, column offset c) of the earlier-row samples that enter
+        the cell directly: rows s - 1 .. s - neighbour_rows at columns i and,
+        when the future horizon allows it, i + 1."""
+        columns = range(min(self.future_horizon, 1) + 1)
+        return tuple((o, c) for o in range(1, self.neighbour_rows + 1) for c in columns)
+
+    def input_features(self, coarse, fine):
+        """Autoregressive input of a sample: [..] classes -> [.., 2] floats,
+        [scaled coarse, fine_input_scale * scaled fine]."""
+        fine = audio.scale(fine) * self.fine_input_scale
+        return jnp.stack([audio.scale(coarse), fine], axis=-1)
 
 
 def gru_update(h, rh, ih):
@@ -259,20 +283,26 @@ class ContextNet(nn.Module):
         )
         return nn.relu(mixed + self.row_embed.astype(cfg.dtype)[rows])
 
-    def __call__(self, grid):
+    def __call__(self, grid, margins=(0, 0)):
         """Teacher-forced context for a whole folded grid.
 
         Args:
-          grid: [b, B, n, 2] folded samples (0 where padding).
+          grid: [b, B, left + n + right, 2] folded samples (0 where padding):
+            the n columns to condition and (left, right) = `margins` columns of
+            real samples before and after them (context only).
+          margins: (left, right) columns, static.
 
         Returns:
           [b, B, n, context_channels]: the context of every (s, i).
         """
         cfg = self.cfg
-        b, nrows, n, _ = grid.shape
-        summaries = self.summarize_rows(grid.reshape(b * nrows, n, 2))
+        left, right = margins
+        b, nrows, width, _ = grid.shape
+        n = width - left - right
+        summaries = self.summarize_rows(grid.reshape(b * nrows, width, 2))
         # Row s at column i reads h_z(i + F) of each earlier row z.
-        ahead = summaries[:, cfg.future_horizon :].reshape(b, nrows, n, -1)
+        first = left + cfg.future_horizon
+        ahead = summaries[:, first : first + n].reshape(b, nrows, n, -1)
         by_offset = jnp.stack(
             [
                 jnp.pad(ahead[:, : nrows - o], ((0, 0), (o, 0), (0, 0), (0, 0)))
@@ -303,6 +333,8 @@ class WaveRNNCell(nn.Module):
         self.I_cond = nn.Dense(3 * h, use_bias=False, **kw)
         if cfg.has_context:
             self.I_context = nn.Dense(3 * h, use_bias=False, **kw)
+        if cfg.neighbour_offsets:
+            self.I_neighbours = nn.Dense(3 * h, use_bias=False, **kw)
         self.I_coarse = self.param(
             "I_coarse", nn.initializers.normal(0.5), (3, h // 2), cfg.param_dtype
         )
@@ -311,17 +343,22 @@ class WaveRNNCell(nn.Module):
         self.O3 = nn.Dense(h // 2, **kw)
         self.O4 = nn.Dense(NUM_CLASSES, **kw)
 
-    def input_projection(self, prev, cond_ih, context=None):
+    def input_projection(self, prev, cond_ih, context=None, neighbours=None):
         """I x: the input contributions to the gates, [..., 3, H].
 
         Args:
-          prev: [..., 2] scaled [c_{t-1}, f_{t-1}].
+          prev: [..., 2] scaled [c_{t-1}, f_{t-1}] (`ModelConfig.input_features`).
           cond_ih: [..., 3H] the projected mel conditioning, `cond_projection`.
           context: [..., context_channels] subscale context (B > 1).
+          neighbours: [..., 2 k] the input features of the k earlier-row
+            samples of `ModelConfig.neighbour_offsets` (0 where the row does
+            not exist), or None.
         """
         ih = self.I(prev.astype(self.cfg.dtype)) + cond_ih
         if context is not None:
             ih = ih + self.I_context(context)
+        if neighbours is not None:
+            ih = ih + self.I_neighbours(neighbours.astype(self.cfg.dtype))
         return ih.reshape(ih.shape[:-1] + (3, self.cfg.hidden_size))
 
     def cond_projection(self, cond):
@@ -380,27 +417,57 @@ class SubscaleWaveRNN(nn.Module):
             self.context = ContextNet(self.cfg)
         self.cell = WaveRNNCell(self.cfg)
 
-    def __call__(self, samples, mel, lengths=None):
+    def __call__(
+        self, samples, mel, lengths=None, inputs=None, margins=(0, 0), inputs_valid=None
+    ):
         """Teacher-forced per-sample log-probabilities.
 
         Args:
-          samples: int16 [b, t], t a multiple of B.
+          samples: int16 [b, t], t a multiple of B: the targets.
           mel: [b, t // hop + 2 * MEL_PAD, n_mels] log-mel with MEL_PAD real
             neighbouring frames on each side.
           lengths: optional int [b]; samples at or past a length are padding.
+          inputs: optional int16 [b, t + B (left + right)]: the waveform the
+            autoregressive inputs read (default `samples`): the crop, perhaps
+            with noise added in training, and `margins` = (left, right) columns
+            of the real waveform before and after it (0 past the utterance),
+            which are read as context only and never scored.
+          margins: (left, right) columns in `inputs` around the crop, static.
+          inputs_valid: optional bool [b, t + B (left + right)]: which margin
+            samples are real (False: before or past the utterance, fed as the
+            padding value like the sampler's not-yet-started rows). Default:
+            all.
 
         Returns:
           float32 [b, t] log P(sample) in nats, original time order (0 on padding).
         """
-        coarse, fine, valid = self._targets(samples, lengths)
-        logits_c, logits_f = self._folded_logits(samples, mel, valid)
-        log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
-        return folding.unfold(log_p, axis=1) * folding.unfold(valid, axis=1)
+        log_c, log_f = self.log_probs(
+            samples, mel, lengths, inputs, margins, inputs_valid
+        )
+        return log_c + log_f
 
-    def logits(self, samples, mel, lengths=None):
+    def log_probs(
+        self, samples, mel, lengths=None, inputs=None, margins=(0, 0), inputs_valid=None
+    ):
+        """(coarse, fine) teacher-forced log-probabilities, each float32 [b, t]
+        in time order (0 on padding); arguments as for `__call__`."""
+        coarse, fine, valid = self._targets(samples, lengths)
+        logits_c, logits_f = self._folded_logits(
+            samples, mel, valid, inputs, margins, inputs_valid
+        )
+        return tuple(
+            folding.unfold(log_prob_of(logits, classes) * valid, axis=1)
+            for logits, classes in ((logits_c, coarse), (logits_f, fine))
+        )
+
+    def logits(
+        self, samples, mel, lengths=None, inputs=None, margins=(0, 0), inputs_valid=None
+    ):
         """Teacher-forced logits ([b, t, 256] coarse, [b, t, 256] fine), time order."""
         _, _, valid = self._targets(samples, lengths)
-        logits_c, logits_f = self._folded_logits(samples, mel, valid)
+        logits_c, logits_f = self._folded_logits(
+            samples, mel, valid, inputs, margins, inputs_valid
+        )
         return folding.unfold(logits_c, axis=1), folding.unfold(logits_f, axis=1)
 
     def _targets(self, samples, lengths):
@@ -415,25 +482,41 @@ class SubscaleWaveRNN(nn.Module):
         fold = lambda x: folding.fold(x, factor, axis=1)  # noqa: E731
         return fold(coarse), fold(fine), fold(valid)
 
-    def _folded_logits(self, samples, mel, valid):
+    def _folded_logits(self, samples, mel, valid, inputs, margins, inputs_valid):
         cfg = self.cfg
         b, t = samples.shape
         factor = cfg.subscale_factor
-        coarse, fine = audio.split(samples)
-        x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
-        grid = folding.fold(x, factor, axis=1) * valid[..., None]  # [b, B, n, 2]
-        prev = jnp.pad(grid[:, :, :-1], ((0, 0), (0, 0), (1, 0), (0, 0)))
+        left, right = margins
+        n = t // factor
+        if inputs is None:
+            inputs = samples
+        if inputs.shape != (b, t + factor * (left + right)):
+            raise ValueError(
+                f"inputs: shape {inputs.shape}, expected {(b, t)} plus margins "
+                f"{margins} columns of {factor} samples"
+            )
+        # [b, B, left + n + right, 2]: the crop (padding zeroed) and its margins.
+        grid = folding.fold(cfg.input_features(*audio.split(inputs)), factor, axis=1)
+        crop_valid = jnp.pad(valid, ((0, 0), (0, 0), (left, right)), constant_values=1)
+        if inputs_valid is not None:
+            crop_valid = crop_valid & folding.fold(inputs_valid, factor, axis=1)
+        grid = grid * crop_valid[..., None]
+        prev = jax.lax.dynamic_slice_in_dim(
+            jnp.pad(grid, ((0, 0), (0, 0), (1, 0), (0, 0))), left, n, axis=2
+        )
         frame_cond = self.conditioner(mel)
         times = jnp.broadcast_to(jnp.arange(t), (b, t))
         cond = upsample(frame_cond, jnp.arange(b)[:, None], times, cfg.hop_length)
         cond_ih = self.cell.cond_projection(folding.fold(cond, factor, axis=1))
-        context = self.context(grid) if cfg.has_context else None
-        ih = self.cell.input_projection(prev, cond_ih, context)
-        n = t // factor
+        context = self.context(grid, margins) if cfg.has_context else None
+        ih = self.cell.input_projection(
+            prev, cond_ih, context, self._neighbours(grid, left, n)
+        )
         h = cfg.hidden_size
+        target_coarse = audio.scale(folding.fold(audio.split(samples)[0], factor, 1))
         states = self.cell.run(
             ih.reshape(b * factor, n, 3, h),
-            grid[..., 0].reshape(b * factor, n),
+            (target_coarse * valid).reshape(b * factor, n),
             jnp.zeros((b * factor, h), cfg.dtype),
         ).reshape(b, factor, n, h)
         half = h // 2
@@ -441,6 +524,22 @@ class SubscaleWaveRNN(nn.Module):
             self.cell.coarse_logits(states[..., :half]),
             self.cell.fine_logits(states[..., half:]),
         )
+
+    def _neighbours(self, grid, left, n):
+        """Earlier-row samples of every (s, i) that enter the cell directly:
+        [b, B, left + n + right, 2] -> [b, B, n, 2 k] (None without any)."""
+        offsets = self.cfg.neighbour_offsets
+        if not offsets:
+            return None
+        # One zero column past the right edge: column i + 1 of the last column.
+        padded = jnp.pad(grid, ((0, 0), (0, 0), (0, 1), (0, 0)))
+        picked = []
+        for rows_back, ahead in offsets:
+            cols = jax.lax.dynamic_slice_in_dim(padded, left + ahead, n, axis=2)
+            picked.append(
+                jnp.pad(cols[:, :-rows_back], ((0, 0), (rows_back, 0), (0, 0), (0, 0)))
+            )
+        return jnp.concatenate(picked, axis=-1)
 
     # The sampler's pieces. `sampling.py` calls them one scan step at a time.
 
@@ -462,7 +561,9 @@ class SubscaleWaveRNN(nn.Module):
         """Context of each row from earlier rows' summaries (see ContextNet)."""
         return self.context.mix_rows(by_offset, rows)
 
-    def step(self, h, prev, cond_ih, context, draw, rh=None, heads=None):
+    def step(
+        self, h, prev, cond_ih, context, draw, rh=None, heads=None, neighbours=None
+    ):
         """One sampling step for a batch of rows: coarse, then fine.
 
         Args:
@@ -477,12 +578,14 @@ class SubscaleWaveRNN(nn.Module):
           heads: optional (coarse, fine) functions [r, H/2] -> [r, 256] logits
             standing in for `coarse_logits` and `fine_logits` (the block-sparse
             path multiplies the pruned output layers from packed blocks).
+          neighbours: [r, 2 k] earlier-row samples (`ModelConfig.neighbour_offsets`)
+            or None.
 
         Returns:
           (new state [r, H], coarse [r], fine [r], coarse logits, fine logits).
         """
         half = self.cfg.hidden_size // 2
-        ih = self.cell.input_projection(prev, cond_ih, context)
+        ih = self.cell.input_projection(prev, cond_ih, context, neighbours)
         if rh is None:
             rh = self.cell.recurrent_projection(h)
         else:
@@ -501,7 +604,8 @@ class SubscaleWaveRNN(nn.Module):
         return jnp.concatenate([h_c, h_f], -1), coarse, fine, logits_c, logits_f
 
 
-def _log_prob_of(logits, classes):
+def log_prob_of(logits, classes):
+    """log softmax(logits)[classes]: [..., 256] and int [...] -> float32 [...]."""
     log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return jnp.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
 
@@ -509,3 +613,15 @@ def _log_prob_of(logits, classes):
 def param_count(params):
     """Number of scalars in a parameter pytree."""
     return int(sum(np.prod(x.shape) for x in jax.tree_util.tree_leaves(params)))
+
+
+def init_params(cfg, key):
+    """Fresh parameters of `SubscaleWaveRNN(cfg)` (training and the API alike).
+
+    Their shapes do not depend on the crop length, so one frame per subscale
+    row serves as the example input.
+    """
+    model = SubscaleWaveRNN(cfg)
+    samples = jnp.zeros((1, cfg.hop_length * cfg.subscale_factor), jnp.int16)
+    mel = jnp.zeros((1, cfg.subscale_factor + 2 * MEL_PAD, cfg.n_mels), jnp.float32)
+    return model.init(key, samples, mel)["params"]

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from subscale import audio
+from subscale import errors
 from subscale import folding
 from subscale import models
 from subscale import sparsity
@@ -173,30 +174,60 @@ def step_uniforms(keys, factor, first, count):
     return u.transpose(1, 0, 2, 3).reshape(count, -1, 2)
 
 
-def draw_inverse_cdf(logits, u, temperature):
-    """Class with CDF just above u: [r, 256] logits, [r] uniforms -> [r] int32."""
-    probs = jax.nn.softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+@flax.struct.dataclass
+class Shaping:
+    """How the softmaxes are reshaped before a class is drawn (traced values).
+
+    The fine softmax is divided by `temperature`, the coarse one by
+    `coarse_temperature`; then, as in LPCNet, `floor` is subtracted from every
+    probability, the negative ones are set to zero and the rest renormalised,
+    so that the long tail of unlikely classes (where a free-running model's
+    noise comes from) is never drawn. The floor is below 1/256 (see
+    `check_shaping`), so the most likely class always survives.
+    """
+
+    temperature: jax.Array
+    coarse_temperature: jax.Array
+    floor: jax.Array
+
+    @classmethod
+    def make(cls, temperature=1.0, coarse_temperature=None, floor=0.0):
+        """None for `coarse_temperature` means the same as `temperature`."""
+        if coarse_temperature is None:
+            coarse_temperature = temperature
+        as_array = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        return cls(as_array(temperature), as_array(coarse_temperature), as_array(floor))
+
+    def probs(self, logits, part):
+        """Reshaped probabilities [r, 256] of logits [r, 256]; part 0 is coarse."""
+        temperature = jnp.where(part == 0, self.coarse_temperature, self.temperature)
+        probs = jax.nn.softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+        return jnp.maximum(probs - self.floor, 0.0)
+
+
+def draw_inverse_cdf(probs, u):
+    """Class whose CDF first exceeds u: [r, 256] probabilities (unnormalised is
+    fine), [r] uniforms in [0, 1) -> [r] int32.
+
+    A class of probability zero is never drawn, also at u = 0 (where the first
+    class of positive probability is) and when rounding puts u times the total
+    at the total (the last class of positive probability).
+    """
     cdf = jnp.cumsum(probs, axis=-1)
-    below = cdf < u[:, None] * cdf[:, -1:]
-    return jnp.minimum(jnp.sum(below, axis=-1), models.NUM_CLASSES - 1).astype(
-        jnp.int32
-    )
+    below = jnp.sum(cdf <= u[:, None] * cdf[:, -1:], axis=-1)
+    positive = probs > 0
+    last = probs.shape[-1] - 1 - jnp.argmax(positive[:, ::-1], axis=-1)
+    return jnp.minimum(below, last).astype(jnp.int32)
 
 
-def draw_gumbel(logits, key, temperature):
+def draw_gumbel(probs, key):
     """Gumbel-max sampling with noise drawn in the step (the expensive option).
 
-    One row: logits [256], key -> int32 class.
+    One row: probabilities [256], key -> int32 class.
     """
-    g = jax.random.gumbel(key, logits.shape, jnp.float32)
-    return jnp.argmax(logits.astype(jnp.float32) / temperature + g, axis=-1).astype(
-        jnp.int32
-    )
-
-
-def _log_prob_of(logits, classes):
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(log_p, classes[:, None], axis=-1)[:, 0]
+    g = jax.random.gumbel(key, probs.shape, jnp.float32)
+    log_p = jnp.where(probs > 0, jnp.log(jnp.maximum(probs, 1e-30)), -jnp.inf)
+    return jnp.argmax(log_p + g, axis=-1).astype(jnp.int32)
 
 
 def sparse_products(params, layouts, dtype):
@@ -239,7 +270,7 @@ def sparse_products(params, layouts, dtype):
 
 
 def make_step(
-    model, params, plan, temperature, noise, with_log_probs=True, sparse_layouts=None
+    model, params, plan, shaping, noise, with_log_probs=True, sparse_layouts=None
 ):
     """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs)).
 
@@ -277,7 +308,7 @@ def make_step(
         if noise == "uniform":
 
             def draw(logits, part):
-                return draw_inverse_cdf(logits, u[:, part], temperature)
+                return draw_inverse_cdf(shaping.probs(logits, part), u[:, part])
         else:
 
             def draw(logits, part):
@@ -286,14 +317,35 @@ def make_step(
                         jax.random.fold_in(jax.random.fold_in(k, t), part), s
                     )
                 )(plan.keys[plan.utterance], plan.row)
-                return jax.vmap(draw_gumbel, (0, 0, None))(logits, keys, temperature)
+                return jax.vmap(draw_gumbel)(shaping.probs(logits, part), keys)
 
+        neighbours = None
+        if cfg.neighbour_offsets:
+            # Row s - o wrote column i + o (F + 1) - 1 last, so column i + c of it
+            # sits o (F + 1) - 1 - c entries before the end of its window.
+            neighbours = jnp.concatenate(
+                [
+                    carry.window[
+                        jnp.maximum(rows - o, 0), cfg.window - o * (horizon + 1) + c
+                    ]
+                    * (plan.row >= o)[:, None]
+                    for o, c in cfg.neighbour_offsets
+                ],
+                axis=-1,
+            )
         rh = None if recurrent is None else recurrent(carry.h)
         h, coarse, fine, logits_c, logits_f = apply(
-            carry.h, carry.prev, cond_ih, context, draw, rh, heads, method="step"
+            carry.h,
+            carry.prev,
+            cond_ih,
+            context,
+            draw,
+            rh,
+            heads,
+            neighbours,
+            method="step",
         )
-        x = jnp.stack([audio.scale(coarse), audio.scale(fine)], axis=-1)
-        x = (x * active[:, None]).astype(cfg.dtype)
+        x = (cfg.input_features(coarse, fine) * active[:, None]).astype(cfg.dtype)
         new = Carry(
             h=jnp.where(active[:, None], h, carry.h),
             prev=jnp.where(active[:, None], x, carry.prev),
@@ -313,7 +365,9 @@ def make_step(
         sample = jnp.where(active, audio.join(coarse, fine), 0).astype(jnp.int16)
         if not with_log_probs:
             return new, (sample, jnp.zeros((0,), jnp.float32))
-        log_p = _log_prob_of(logits_c, coarse) + _log_prob_of(logits_f, fine)
+        log_p = models.log_prob_of(logits_c, coarse) + models.log_prob_of(
+            logits_f, fine
+        )
         return new, (sample, jnp.where(active, log_p, 0.0))
 
     return step
@@ -326,14 +380,17 @@ def run_steps(
     carry,
     first,
     count,
-    temperature,
+    shaping,
     noise,
     with_log_probs=True,
     sparse_layouts=None,
 ):
-    """Runs scan steps [first, first + count); returns (carry, samples, log-probs)."""
+    """Runs scan steps [first, first + count); returns (carry, samples, log-probs).
+
+    `shaping` is a `Shaping` (temperatures and probability floor).
+    """
     step = make_step(
-        model, params, plan, temperature, noise, with_log_probs, sparse_layouts
+        model, params, plan, shaping, noise, with_log_probs, sparse_layouts
     )
     ts = first + jnp.arange(count)
     if noise == "uniform":
@@ -354,13 +411,41 @@ def to_waveforms(cfg, plan, by_step, frames):
     return folding.unfold(grid, axis=1)[:, : frames * cfg.hop_length]
 
 
+def de_emphasis(samples, coeff, state=None):
+    """Undoes `audio.pre_emphasis`: x[t] = y[t] + round(coeff x[t - 1]).
+
+    Integer arithmetic in a sequential scan, so it inverts `audio.pre_emphasis`
+    exactly and a waveform filtered chunk by chunk (the state carried) equals
+    the waveform filtered whole.
+
+    Args:
+      samples: int16 [N, t] pre-emphasised samples y.
+      coeff: the pre-emphasis coefficient (static); 0 returns `samples`.
+      state: int32 [N] x[-1] of each row (default zeros).
+
+    Returns:
+      (int16 [N, t] x clipped to 16 bits, int32 [N] the new state x[t - 1]).
+    """
+    if state is None:
+        state = jnp.zeros(samples.shape[:1], jnp.int32)
+    if not coeff:
+        return samples, state
+
+    def step(previous, y):
+        x = jnp.clip(y + audio.emphasis_prediction(previous, coeff), -32768, 32767)
+        return x, x
+
+    state, x = jax.lax.scan(step, state, samples.T.astype(jnp.int32))
+    return x.T.astype(jnp.int16), state
+
+
 def generate(
     model,
     params,
     mel,
     key,
     lengths=None,
-    temperature=1.0,
+    shaping=None,
     noise="uniform",
     with_log_probs=True,
     sparse_layouts=None,
@@ -373,7 +458,7 @@ def generate(
       mel: [N, f, n_mels] unpadded log-mel frames.
       key: PRNG key (utterance n uses `fold_in(key, n)`) or keys [N, ...].
       lengths: int [N] frames per utterance (default: all f).
-      temperature: softmax temperature.
+      shaping: `Shaping` (temperatures, probability floor); default plain.
       noise: "uniform" (inverse CDF) or "gumbel".
       with_log_probs: also compute the log-probabilities (else they are None).
       sparse_layouts: {name: sparsity.BlockLayout} of the matrices multiplied
@@ -381,10 +466,13 @@ def generate(
 
     Returns:
       (int16 [N, f * hop] samples, float32 [N, f * hop] log-probs in nats at
-      temperature 1); zero past each length.
+      temperature 1, of the samples the model drew: before de-emphasis when the
+      model has `pre_emphasis`); zero past each length.
     """
     if lengths is None:
         lengths = jnp.full((mel.shape[0],), mel.shape[1], jnp.int32)
+    if shaping is None:
+        shaping = Shaping.make()
     features = frame_features(model, params, mel, lengths)
     plan = make_plan(model, params, features, key, lengths)
     carry = init_carry(model.cfg, plan.row.shape[0])
@@ -395,13 +483,14 @@ def generate(
         carry,
         0,
         plan.steps,
-        temperature,
+        shaping,
         noise,
         with_log_probs,
         sparse_layouts,
     )
     frames = mel.shape[1]
-    samples = to_waveforms(model.cfg, plan, samples, frames)
+    drawn = to_waveforms(model.cfg, plan, samples, frames)
+    samples, _ = de_emphasis(drawn, model.cfg.pre_emphasis)
     if not with_log_probs:
         return samples, None
     return samples, to_waveforms(model.cfg, plan, log_p, frames)
@@ -413,7 +502,7 @@ def generate_stream(
     mel,
     key,
     chunk_frames,
-    temperature=1.0,
+    shaping=None,
     noise="uniform",
     sparse_layouts=None,
 ):
@@ -432,7 +521,7 @@ def generate_stream(
         `sample_fn`).
       chunk_frames: frames of audio per chunk of scan steps; chunk_frames * hop
         must be a multiple of the subscale factor.
-      temperature: softmax temperature.
+      shaping: `Shaping` (temperatures, probability floor); default plain.
       noise: "uniform" or "gumbel".
       sparse_layouts: {name: sparsity.BlockLayout} of the matrices multiplied
         block-sparsely (`sparsity.sampling_layouts`).
@@ -442,11 +531,9 @@ def generate_stream(
     """
     cfg = model.cfg
     factor, hop = cfg.subscale_factor, cfg.hop_length
-    if chunk_frames < 1 or (chunk_frames * hop) % factor:
-        raise ValueError(
-            f"chunk_frames={chunk_frames}: chunk_frames * hop_length ({hop}) must be "
-            f"a positive multiple of the subscale factor {factor}"
-        )
+    check_chunk_frames(chunk_frames, hop, factor)
+    if shaping is None:
+        shaping = Shaping.make()
     frames = mel.shape[0]
     lengths = jnp.array([frames], jnp.int32)
     features = jax.jit(functools.partial(frame_features, model))(
@@ -461,16 +548,16 @@ def generate_stream(
             _stream_chunk, model, chunk_steps, lag, window, noise, sparse_layouts
         )
     )
+    emphasis = jax.jit(functools.partial(de_emphasis, coeff=cfg.pre_emphasis))
     columns = folding.num_columns(frames * hop, factor)
     steps = folding.num_steps(columns, factor, cfg.future_horizon)
     carry = init_carry(cfg, factor)
+    emphasis_state = jnp.zeros((1,), jnp.int32)
     row = np.arange(factor)
     pending = np.zeros((0, factor), np.int16)  # outputs of steps >= emitted
     emitted = 0  # columns already yielded
     for first in range(0, steps, chunk_steps):
-        carry, out = run(
-            params, features, key[None], lengths, carry, first, temperature
-        )
+        carry, out = run(params, features, key[None], lengths, carry, first, shaping)
         pending = np.concatenate([pending, np.asarray(out)])
         done = min(first + chunk_steps - lag, columns)
         if done <= emitted:
@@ -482,9 +569,37 @@ def generate_stream(
         ]
         piece = folding.unfold(grid[None], axis=1)[0]
         end = min(done * factor, frames * hop)
-        yield piece[: end - emitted * factor]
+        piece, emphasis_state = emphasis(
+            jnp.asarray(piece[: end - emitted * factor])[None], state=emphasis_state
+        )
+        yield np.asarray(piece[0])
         pending = pending[done - emitted :]
         emitted = done
+
+
+def check_chunk_frames(chunk_frames, hop_length, factor):
+    """Raises SubscaleError unless chunk_frames * hop is a positive multiple of B."""
+    if chunk_frames < 1 or (chunk_frames * hop_length) % factor:
+        raise errors.SubscaleError(
+            f"chunk_frames={chunk_frames}: chunk_frames * hop_length "
+            f"({hop_length}) must be a positive multiple of the subscale factor "
+            f"{factor}"
+        )
+
+
+def check_shaping(temperature, coarse_temperature=None, floor=0.0):
+    """Raises SubscaleError naming the bad sampling argument."""
+    if temperature <= 0:
+        raise errors.SubscaleError(f"temperature={temperature}: must be > 0")
+    if coarse_temperature is not None and coarse_temperature <= 0:
+        raise errors.SubscaleError(
+            f"coarse_temperature={coarse_temperature}: must be > 0"
+        )
+    if not 0.0 <= floor < 1.0 / models.NUM_CLASSES:
+        raise errors.SubscaleError(
+            f"prob_floor={floor}: must be in [0, 1/{models.NUM_CLASSES}) so that "
+            "a uniform softmax keeps its classes"
+        )
 
 
 def _stream_chunk(
@@ -500,7 +615,7 @@ def _stream_chunk(
     lengths,
     carry,
     first,
-    temperature,
+    shaping,
 ):
     """Runs `count` steps from `first` with the conditioning window they read."""
     hop, factor = model.cfg.hop_length, model.cfg.subscale_factor
@@ -514,7 +629,7 @@ def _stream_chunk(
         carry,
         first,
         count,
-        temperature,
+        shaping,
         noise,
         with_log_probs=False,
         sparse_layouts=sparse_layouts,
@@ -525,36 +640,49 @@ def _stream_chunk(
 def make_sample_fn(
     model_cfg, *, noise="uniform", with_log_probs=False, sparse_layouts=None
 ):
-    """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=1.0)`.
+    """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=1.0,
+    coarse_temperature=None, prob_floor=0.0)`.
 
     `mel` is [f, n_mels] (one utterance, drawn with `key`: returns int16
     [f * hop]) or [N, f, n_mels] with optional `lengths` int [N] in frames
     (returns int16 [N, f * hop], zero past each length). For a batch, `key` is
     either one key per utterance, stacked [N, ...] (then utterance n gets exactly
     what it gets alone with key[n]), or one key (utterance n uses
-    `fold_in(key, n)`). With `with_log_probs` it returns (samples, log-probs).
-    With `sparse_layouts` (`sparsity.sampling_layouts` of pruned params) the
-    products with those matrices skip their zero blocks; the layouts must
-    describe the params the function is given.
+    `fold_in(key, n)`). `temperature` divides the fine logits and, unless
+    `coarse_temperature` is given, the coarse ones; `prob_floor` is subtracted
+    from every probability before drawing (see `Shaping`). With
+    `with_log_probs` it returns (samples, log-probs). With `sparse_layouts`
+    (`sparsity.sampling_layouts` of pruned params) the products with those
+    matrices skip their zero blocks; the layouts must describe the params the
+    function is given.
     """
     if noise not in NOISE_KINDS:
         raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
     model = models.SubscaleWaveRNN(model_cfg)
 
     @jax.jit
-    def sample_fn(params, mel, key, lengths=None, temperature=1.0):
+    def sample_fn(
+        params,
+        mel,
+        key,
+        lengths=None,
+        temperature=1.0,
+        coarse_temperature=None,
+        prob_floor=0.0,
+    ):
         single = mel.ndim == 2
         if single:
             mel = mel[None]
             key = key[None]
             lengths = None
+        shaping = Shaping.make(temperature, coarse_temperature, prob_floor)
         samples, log_p = generate(
             model,
             params,
             mel,
             key,
             lengths,
-            temperature,
+            shaping,
             noise,
             with_log_probs,
             sparse_layouts,

@@ -39,6 +39,7 @@ import numpy as np
 from flax import traverse_util
 
 from subscale import errors
+from subscale import models
 
 PRUNABLE = ("R", "O1", "O2", "O3", "O4", "context")
 # Matrices the sampler can multiply block-sparsely (the context network's
@@ -178,6 +179,14 @@ def block_mask(kernel, fraction, block_shape, previous=None):
     rank = jnp.zeros(count, jnp.int32).at[order].set(jnp.arange(count))
     keep = (rank >= k).astype(kernel.dtype).reshape(grid[0], 1, grid[2], 1)
     return jnp.broadcast_to(keep, grid).reshape(shape)
+
+
+def init_params(model_cfg, cfg, key):
+    """Fresh parameters (`models.init_params`) with the configured pruning:
+    (params with masked weights zeroed, masks)."""
+    params = models.init_params(model_cfg, key)
+    masks = init_masks(params, cfg)
+    return apply_masks(params, masks), masks
 
 
 def compute_masks(params, fraction, cfg, masks=None):

@@ -35,8 +35,11 @@ from subscale import audio
 from subscale import checkpointing
 from subscale import config_validation
 from subscale import errors
+from subscale import evaluation
+from subscale import files
 from subscale import input_pipeline
 from subscale import models
+from subscale import plots
 from subscale import sampling
 from subscale import sparsity
 
@@ -72,9 +75,9 @@ def make_optimizer(config):
 def create_train_state(config, model, optimizer, key, example):
     """A fresh state: parameters from `key`, masks for the configured pruning."""
     init_key, rng = jax.random.split(key)
-    params = model.init(init_key, example["samples"], example["mel"])["params"]
-    masks = sparsity.init_masks(params, sparsity.SparsityConfig.from_config(config))
-    params = sparsity.apply_masks(params, masks)
+    params, masks = sparsity.init_params(
+        model.cfg, sparsity.SparsityConfig.from_config(config), init_key
+    )
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
@@ -85,9 +88,21 @@ def create_train_state(config, model, optimizer, key, example):
     )
 
 
-def nll_bits(model, params, batch):
-    """Sum of -log2 P over the batch's samples, and their count (weights apply)."""
-    log_p = model.apply({"params": params}, batch["samples"], batch["mel"])
+def nll_bits(model, params, batch, margins=(0, 0)):
+    """Sum of -log2 P over the batch's samples, and their count (weights apply).
+
+    `batch["inputs"]`, when present, holds the autoregressive inputs with
+    `margins` columns of context around the crop (see
+    `models.SubscaleWaveRNN.__call__`).
+    """
+    log_p = model.apply(
+        {"params": params},
+        batch["samples"],
+        batch["mel"],
+        inputs=batch.get("inputs"),
+        margins=margins,
+        inputs_valid=batch.get("inputs_valid"),
+    )
     weights = batch.get("weights")
     if weights is None:
         weights = jnp.ones(log_p.shape[:1], log_p.dtype)
@@ -95,23 +110,25 @@ def nll_bits(model, params, batch):
     return total, weights.sum() * log_p.shape[-1]
 
 
-def train_step(state, batch, *, model, optimizer, nonfinite):
+def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
     """One optimizer step. Pure; jit with the state donated.
 
     Args:
       state: TrainState.
-      batch: dict(samples=int16 [b, t], mel=float32 [b, t // hop + 2 MEL_PAD, m]).
+      batch: dict(samples=int16 [b, t], mel=float32 [b, t // hop + 2 MEL_PAD, m]),
+        and optionally inputs (noisy inputs with context margins).
       model: the Flax module.
       optimizer: the optax transformation.
       nonfinite: "stop" (apply anyway; the host stops at the next check) or
         "skip" (leave params and optimizer state unchanged, count the step).
+      margins: context columns (left, right) around the crop in batch inputs.
 
     Returns:
       (new state, metrics dict of scalars).
     """
 
     def loss_fn(params):
-        total, count = nll_bits(model, params, batch)
+        total, count = nll_bits(model, params, batch, margins)
         return total / count
 
     loss, grads = jax.value_and_grad(loss_fn)(state.params)
@@ -134,11 +151,6 @@ def train_step(state, batch, *, model, optimizer, nonfinite):
     return new_state, metrics
 
 
-def eval_step(params, batch, *, model):
-    """(sum of NLL bits, number of samples) over a batch."""
-    return nll_bits(model, params, batch)
-
-
 class Trainer:
     """Everything one run needs: model, optimizer, mesh, jitted steps."""
 
@@ -158,6 +170,7 @@ class Trainer:
                 f"train.batch_size={config.train.batch_size} must be divisible by "
                 f"the {devices} devices"
             )
+        self.margins = input_pipeline.context_columns(config)
         self.train_step = jax.jit(
             lambda s, b: train_step(
                 s,
@@ -165,10 +178,13 @@ class Trainer:
                 model=self.model,
                 optimizer=self.optimizer,
                 nonfinite=config.train.nonfinite,
+                margins=self.margins,
             ),
             donate_argnums=0,
         )
-        self.eval_step = jax.jit(lambda p, b: eval_step(p, b, model=self.model))
+        self.nll = evaluation.NllEvaluator(
+            self.model, self.margins, config.train.batch_size, self.shard
+        )
 
     def example(self):
         """A zero batch of the training shapes (for init and abstract states)."""
@@ -200,48 +216,6 @@ class Trainer:
     def shard(self, batch):
         return jax.device_put(batch, self.sharded)
 
-    def evaluate(self, params, data, batch_size):
-        """NLL in bits per sample over eval crops (dict from eval_crops)."""
-        total, count = 0.0, 0.0
-        for batch in input_pipeline.batched(data, batch_size):
-            t, c = self.eval_step(params, self.shard(batch))
-            total += float(t)
-            count += float(c)
-        return total / count, int(count)
-
-
-def load_corpus(config, workdir, splits):
-    d = config.data
-    cache = d.cache_dir or os.path.join(workdir, "cache")
-    return input_pipeline.load_corpus(
-        d.train_dir,
-        audio.MelConfig.from_config(d),
-        dev_fraction=float(d.dev_fraction),
-        cache_dir=cache,
-        splits=splits,
-    )
-
-
-def eval_data(config, workdir, max_crops):
-    """Eval crops of the dev split, or of every file in data.eval_dir."""
-    d = config.data
-    if d.eval_dir:
-        utterances = input_pipeline.load_corpus(
-            d.eval_dir,
-            audio.MelConfig.from_config(d),
-            dev_fraction=float(d.dev_fraction),
-            cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
-        )
-    else:
-        utterances = load_corpus(config, workdir, ("dev",))
-    return input_pipeline.eval_crops(
-        utterances,
-        seq_len=d.get("eval_seq_len", 0) or d.seq_len,
-        hop_length=d.hop_length,
-        mel_pad=models.MEL_PAD,
-        max_crops=max_crops,
-    ), utterances
-
 
 def _is_writer():
     """Whether this process writes the workdir's files (one per shared workdir)."""
@@ -272,7 +246,7 @@ def _keep_metrics_until(path, step):
                 continue
             if line.endswith("\n") and record.get("step", 0) <= step:
                 kept.append(line)
-    audio.atomic_write(path, lambda tmp: checkpointing._write_text(tmp, "".join(kept)))
+    files.write_text(path, "".join(kept))
 
 
 def _check_finite(history, first_step):
@@ -302,16 +276,17 @@ def train_and_evaluate(config, workdir):
         )
     if _is_writer():
         checkpointing.write_config(workdir, config)
-    train_utts = load_corpus(config, workdir, ("train",))
-    batches = input_pipeline.TrainBatches(
-        train_utts,
-        seq_len=config.data.seq_len,
-        batch_size=t.batch_size,
-        hop_length=config.data.hop_length,
-        mel_pad=models.MEL_PAD,
-        seed=t.seed,
+    train_utts = input_pipeline.corpus(config, workdir, ("train",))
+    batches = input_pipeline.train_batches(config, train_utts, models.MEL_PAD)
+    dev_utts = input_pipeline.eval_utterances(config, workdir)
+    dev = input_pipeline.eval_crops_of(config, dev_utts, models.MEL_PAD, t.eval_crops)
+    dev_clips = evaluation.clips(
+        dev_utts,
+        int(t.get("eval_clips", 0)),
+        float(t.get("eval_clip_seconds", 2.0)),
+        config.data.hop_length,
+        config.data.sample_rate,
     )
-    dev, dev_utts = eval_data(config, workdir, t.eval_crops)
     state, step = checkpointing.restore(mngr, trainer.abstract_state())
     if state is None:
         state, step = trainer.init_state(t.seed), 0
@@ -361,10 +336,11 @@ def train_and_evaluate(config, workdir):
                 progress.set_postfix(bits=f"{last['loss_bits']:.3f}")
                 logging.info("step %d: %.4f bits/sample", step, last["loss_bits"])
             if step % t.eval_every_steps == 0 or step == t.num_steps:
-                bits, count = trainer.evaluate(state.params, dev, t.batch_size)
-                last.update(step=step, dev_bits=bits, dev_samples=count)
-                _append_jsonl(metrics_path, dict(step=step, dev_bits=bits))
-                logging.info("step %d: dev %.4f bits/sample", step, bits)
+                record = _periodic_evaluation(trainer, state.params, dev, dev_clips)
+                last.update(step=step, dev_samples=record.pop("dev_samples"))
+                last.update(record)
+                _append_jsonl(metrics_path, dict(step=step, **record))
+                logging.info("step %d: dev %s", step, json.dumps(record))
             if t.vocode_every_steps and step % t.vocode_every_steps == 0:
                 _vocode_dev_clip(trainer, state.params, dev_utts[0], workdir, step)
             if due_save:
@@ -373,6 +349,22 @@ def train_and_evaluate(config, workdir):
         progress.close()
         mngr.close()
     return last
+
+
+def _periodic_evaluation(trainer, params, dev, dev_clips):
+    """Dev NLL (with its parts) and free-running quality on the dev clips."""
+    nll = trainer.nll(params, dev)
+    record = dict(dev_bits=nll.pop("bits"), dev_samples=nll.pop("samples"))
+    record.update({f"dev_{key}": value for key, value in nll.items()})
+    scores, _ = evaluation.free_running(
+        trainer.model_config,
+        params,
+        dev_clips,
+        trainer.mel_config,
+        trainer.config.sampling,
+    )
+    record.update({f"dev_{key}": value for key, value in scores.items()})
+    return record
 
 
 def _make_workdir(workdir):
@@ -395,7 +387,12 @@ def _vocode_dev_clip(trainer, params, utterance, workdir, step):
     )
     mel = utterance.mel[:frames]
     sample_fn = sampling.make_sample_fn(trainer.model_config, noise=cfg.sampling.noise)
-    generated = sample_fn(params, mel, jax.random.PRNGKey(step))
+    generated = sample_fn(
+        params,
+        mel,
+        jax.random.PRNGKey(step),
+        **evaluation.shaping_kwargs(cfg.sampling),
+    )
     if not _is_writer():
         return
     original = audio.to_float(utterance.samples[: mel.shape[0] * cfg.data.hop_length])
@@ -403,51 +400,9 @@ def _vocode_dev_clip(trainer, params, utterance, workdir, step):
     audio.write_wav(
         base + ".wav", audio.to_float(np.asarray(generated)), cfg.data.sample_rate
     )
-    audio.save_spectrogram_png(
+    plots.save_spectrogram_png(
         base + ".png",
         original,
         audio.to_float(np.asarray(generated)),
         trainer.mel_config,
     )
-
-
-def restore_params(workdir, config=None):
-    """(config, params, masks) of the latest checkpoint in `workdir`."""
-    saved = checkpointing.load_config(workdir)
-    if config is None:
-        config = saved
-    else:
-        checkpointing.check_compatible(saved, config, workdir)
-    trainer = Trainer(config)
-    mngr = checkpointing.manager(workdir, config, read_only=True)
-    try:
-        state, step = checkpointing.restore(mngr, trainer.abstract_state())
-    finally:
-        mngr.close()
-    if state is None:
-        raise errors.SubscaleError(f"{workdir}: no checkpoint to load")
-    return config, state.params, state.masks, step
-
-
-def evaluate(config, workdir):
-    """NLL in bits per sample of the latest checkpoint on the dev split (or on
-    `data.eval_dir`); prints one JSON line and writes `eval.json`."""
-    _, params, _, step = restore_params(workdir, config)
-    trainer = Trainer(config)
-    data, _ = eval_data(config, workdir, 0)
-    bits, count = trainer.evaluate(params, data, config.train.batch_size)
-    result = dict(
-        step=step,
-        eval_bits=bits,
-        eval_nats=bits * LN2,
-        samples=count,
-        data=config.data.eval_dir or f"{config.data.train_dir} (dev split)",
-    )
-    line = json.dumps(result)
-    print(line, flush=True)
-    if _is_writer():
-        audio.atomic_write(
-            os.path.join(workdir, "eval.json"),
-            lambda tmp: checkpointing._write_text(tmp, line + "\n"),
-        )
-    return result

@@ -12,6 +12,7 @@ import soundfile
 from configs import default
 from subscale import audio
 from subscale import errors
+from subscale import plots
 
 CFG = audio.MelConfig(
     sample_rate=8_000,
@@ -191,6 +192,6 @@ def test_write_wav_error_names_path(tmp_path):
 def test_save_spectrogram_png(tmp_path, with_original):
     x = np.random.default_rng(0).uniform(-0.3, 0.3, 4_000).astype(np.float32)
     path = tmp_path / "spec.png"
-    audio.save_spectrogram_png(str(path), x if with_original else None, x, CFG)
+    plots.save_spectrogram_png(str(path), x if with_original else None, x, CFG)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == ["spec.png"]

@@ -1,0 +1,309 @@
+r"""Recipe ablation: each training-recipe change alone, and combined, at one budget.
+
+For B = 1 (`configs/demo.py`) and B = 16 (`configs/demo_subscale.py`), hidden
+256, every row trains the same number of steps on the same samples per step
+and is scored by `experiments.compare` on the same dev crops and clips: NLL
+(and its parts) beside the free-running quality that decides (log-mel
+distance, loudness correlation, quiet-frame excess, STOI, PESQ).
+
+Rows (`ROWS`; a row that does not apply to a B is skipped):
+- base: the recipe before this experiment.
+- pre_emphasis: the model learns y[t] = x[t] - 0.85 x[t - 1] (`data.pre_emphasis`).
+- crop_context: real samples around each crop as context (`data.crop_context`).
+- neighbours: B > 1 rows s - 1, s - 2 at columns i, i + 1 enter the cell
+  directly (`model.neighbour_rows`).
+- fine_scale: the fine byte enters the inputs at 1/8 (`model.fine_input_scale`).
+- input_noise: Gaussian noise of sigma 16..128 on the inputs in the second half
+  of training (`train.input_noise`).
+- long_crops: 4x longer crops, 4x fewer per step.
+- combined: the rows named by --combine, together.
+Sampling-only rows reuse the base model: `coarse_t0.7` (coarse temperature
+0.7) and `floor` (probability floor 0.002).
+
+Outputs under --workdir: `runs/<B>_<row>/` (training workdirs, ignored by git;
+finished runs are reused, unfinished ones resumed), `results.jsonl`,
+`results.md`, `ablation.png`.
+
+Run (from the repository root; each row trains about 9 minutes on 2 CPU cores):
+  python -m experiments.recipe_ablation
+  python -m experiments.recipe_ablation --quick --workdir=/tmp/ablation_quick
+  python -m experiments.recipe_ablation --factors=1 --rows=base,pre_emphasis \
+      --combine=pre_emphasis,crop_context
+"""
+
+import dataclasses
+import json
+import os
+import sys
+import time
+
+from absl import app
+from absl import flags
+from absl import logging
+from matplotlib import figure
+
+from configs import demo
+from configs import demo_subscale
+from experiments import compare
+from experiments import workdirs
+from subscale import config_validation
+from subscale import train
+
+# name: (subscale factors it applies to, {config field: value}); a value that
+# is a function is called with the base config.
+ROWS = {
+    "base": ((1, 16), {}),
+    "pre_emphasis": ((1, 16), {"data.pre_emphasis": 0.85}),
+    "crop_context": ((1, 16), {"data.crop_context": True}),
+    "neighbours": ((16,), {"model.neighbour_rows": 2}),
+    "fine_scale": ((1, 16), {"model.fine_input_scale": 0.125}),
+    "input_noise": (
+        (1, 16),
+        {
+            "train.input_noise": (16.0, 128.0),
+            "train.input_noise_start": lambda c: c.train.num_steps // 2,
+        },
+    ),
+    "long_crops": (
+        (1, 16),
+        {
+            "data.seq_len": lambda c: 4 * c.data.seq_len,
+            "train.batch_size": lambda c: max(1, c.train.batch_size // 4),
+        },
+    ),
+}
+# Rows that only change how the base model is sampled.
+SAMPLING_ROWS = {
+    "coarse_t0.7": {"coarse_temperature": 0.7},
+    "floor": {"prob_floor": 0.002},
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    factors: tuple = (1, 16)
+    rows: tuple = tuple(ROWS) + tuple(SAMPLING_ROWS)
+    combine: tuple = ()
+    num_steps: int = 800
+    clips: int = 4
+    clip_seconds: float = 2.0
+    workdir: str = "experiments/results/recipe_ablation"
+    quick: bool = False
+
+
+def quick_options(**given):
+    """Tiny models, a few steps, one short clip: the pipeline in a few minutes."""
+    defaults = dict(
+        factors=(1, 4),
+        rows=("base", "pre_emphasis", "neighbours", "floor"),
+        combine=("pre_emphasis", "crop_context"),
+        num_steps=2,
+        clips=1,
+        clip_seconds=0.5,
+    )
+    return Options(**{**defaults, **given, "quick": True})
+
+
+def base_config(factor, options):
+    """The B = 1 or B > 1 demo config at the ablation's budget."""
+    config = (demo if factor == 1 else demo_subscale).get_config()
+    if options.quick:
+        model = config.model.to_dict()
+        workdirs.shrink_to_tiny(config)
+        for name in ("subscale_factor", "future_horizon", "lookback"):
+            config.model[name] = model[name]
+        config.model.subscale_factor = factor
+        config.data.seq_len = 400 * factor
+    config.train.num_steps = options.num_steps
+    config.train.eval_every_steps = options.num_steps
+    config.train.checkpoint_every_steps = max(1, min(200, options.num_steps))
+    config.train.vocode_every_steps = 0
+    config.train.eval_clips = options.clips
+    config.train.eval_clip_seconds = options.clip_seconds
+    return config
+
+
+def overrides_of(row, options):
+    if row == "combined":
+        merged = {}
+        for name in options.combine:
+            merged.update(ROWS[name][1])
+        return merged
+    return ROWS[row][1]
+
+
+def row_config(factor, row, options):
+    config = base_config(factor, options)
+    for field, value in overrides_of(row, options).items():
+        group, name = field.split(".")
+        config[group][name] = value(config) if callable(value) else value
+    config_validation.validate(config)
+    return config
+
+
+def plan(options):
+    """[(factor, row)] to run, in order: training rows, then sampling rows."""
+    rows = [r for r in options.rows if r in ROWS]
+    if options.combine:
+        rows.append("combined")
+    out = []
+    for factor in options.factors:
+        for row in rows:
+            applies = ROWS[row][0] if row in ROWS else (1, 16)
+            if factor in applies or (factor > 1 and 16 in applies):
+                out.append((factor, row))
+        for row in options.rows:
+            if row in SAMPLING_ROWS:
+                out.append((factor, row))
+    return out
+
+
+def run_row(factor, row, options):
+    """Trains (or reuses) and scores one row; returns its record."""
+    if row in SAMPLING_ROWS:
+        workdir = os.path.join(options.workdir, "runs", f"B{factor}_base")
+        config = row_config(factor, "base", options)
+        sampling = SAMPLING_ROWS[row]
+        overrides = {f"sampling.{k}": v for k, v in sampling.items()}
+    else:
+        workdir = os.path.join(options.workdir, "runs", f"B{factor}_{row}")
+        config = row_config(factor, row, options)
+        sampling = {}
+        overrides = {
+            k: (v(base_config(factor, options)) if callable(v) else v)
+            for k, v in overrides_of(row, options).items()
+        }
+    seconds = None
+    done = workdirs.latest_step(workdir, config)
+    if done is None or done < config.train.num_steps:
+        start = time.perf_counter()
+        train.train_and_evaluate(config, workdir)
+        seconds = time.perf_counter() - start
+    result = compare.score(workdir, options.clips, options.clip_seconds, "", sampling)
+    return dict(
+        factor=factor,
+        row=row,
+        overrides={
+            k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()
+        },
+        train_seconds=None if seconds is None else round(seconds, 1),
+        **result,
+    )
+
+
+def markdown(records, options, command):
+    lines = [
+        "# Recipe ablation",
+        "",
+        *workdirs.provenance(command),
+        f"- Budget: {options.num_steps} steps per row, hidden "
+        "256 (`configs/demo.py`, `configs/demo_subscale.py`), the same samples "
+        f"per step; NLL on every dev crop; free-running on {options.clips} dev "
+        f"clips of {options.clip_seconds:g} s.",
+        "",
+    ]
+    for factor in options.factors:
+        group = [r for r in records if r["factor"] == factor]
+        if not group:
+            continue
+        lines += [
+            f"## B = {factor}",
+            "",
+            compare.table([r["row"] for r in group], group),
+        ]
+    return "\n".join(lines)
+
+
+def plot(records, options, path):
+    """One panel per free-running metric: a bar per row, a colour per B."""
+    panels = (
+        ("loudness_corr", "loudness correlation (higher is better)"),
+        ("log_mel_db", "log-mel distance, dB (lower is better)"),
+        ("stoi", "STOI (higher is better)"),
+        ("eval_bits", "dev NLL, bits/sample (lower is better)"),
+    )
+    rows = list(dict.fromkeys(r["row"] for r in records))
+    fig = figure.Figure(figsize=(11, 7))
+    axes = fig.subplots(2, 2).ravel()
+    width = 0.8 / max(1, len(options.factors))
+    for ax, (key, title) in zip(axes, panels):
+        for k, factor in enumerate(options.factors):
+            by_row = {r["row"]: r.get(key) for r in records if r["factor"] == factor}
+            xs = [
+                j + k * width
+                for j, row in enumerate(rows)
+                if by_row.get(row) is not None
+            ]
+            ys = [by_row[row] for row in rows if by_row.get(row) is not None]
+            ax.bar(xs, ys, width, label=f"B = {factor}")
+        ax.set_xticks(
+            [j + width * (len(options.factors) - 1) / 2 for j in range(len(rows))]
+        )
+        ax.set_xticklabels(rows, rotation=35, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def run(options, command=""):
+    """Runs every planned row (resuming), writes and returns the records."""
+    workdirs.make_runs_folder(options.workdir)
+    records = []
+    for factor, row in plan(options):
+        logging.info("Row %s at B = %d.", row, factor)
+        record = run_row(factor, row, options)
+        records.append(record)
+        workdirs.write_text(
+            os.path.join(options.workdir, "results.jsonl"),
+            "".join(json.dumps(r) + "\n" for r in records),
+        )
+        workdirs.write_text(
+            os.path.join(options.workdir, "results.md"),
+            markdown(records, options, command),
+        )
+    plot(records, options, os.path.join(options.workdir, "ablation.png"))
+    return records
+
+
+def define_flags():
+    flags.DEFINE_list("factors", None, "Subscale factors. [1,16]; quick [1,4]")
+    flags.DEFINE_list(
+        "rows", None, f"Rows to run, of {list(ROWS) + list(SAMPLING_ROWS)}."
+    )
+    flags.DEFINE_list("combine", None, "Rows trained together as 'combined'.")
+    flags.DEFINE_integer("num_steps", None, "Steps per row. [800]; quick [2]")
+    flags.DEFINE_integer("clips", None, "Free-running dev clips. [4]; quick [1]")
+    flags.DEFINE_float("clip_seconds", None, "Seconds per clip. [2]; quick [0.5]")
+    flags.DEFINE_string("workdir", None, "Root folder of the runs and results.")
+    flags.DEFINE_bool("quick", False, "Tiny models and a few steps.")
+
+
+def options_from_flags():
+    flag = flags.FLAGS
+    given = {}
+    if flag.factors:
+        given["factors"] = tuple(int(b) for b in flag.factors)
+    for name in ("rows", "combine"):
+        if getattr(flag, name):
+            given[name] = tuple(getattr(flag, name))
+    for name in ("num_steps", "clips", "clip_seconds", "workdir"):
+        if getattr(flag, name) is not None:
+            given[name] = getattr(flag, name)
+    for name in given.get("rows", ()) + given.get("combine", ()):
+        if name not in ROWS and name not in SAMPLING_ROWS:
+            raise app.UsageError(f"--rows/--combine: unknown row {name!r}")
+    return quick_options(**given) if flag.quick else Options(**given)
+
+
+def main(argv):
+    del argv
+    options = options_from_flags()
+    command = " ".join(["python -m experiments.recipe_ablation"] + sys.argv[1:])
+    for record in run(options, command):
+        print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

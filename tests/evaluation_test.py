@@ -1,0 +1,146 @@
+"""Evaluation: the NLL breakdown, free-running quality, loading for inference."""
+
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+import subscale
+from configs import tiny
+from subscale import checkpointing
+from subscale import evaluation
+from subscale import input_pipeline
+from subscale import metrics
+from subscale import models
+from subscale import train
+
+OLD_WORKDIR = os.path.join(os.path.dirname(__file__), "testdata", "old_workdir")
+
+
+def test_loudness_metrics():
+    rng = np.random.default_rng(0)
+    hop = 100
+    envelope = np.repeat(np.linspace(0.001, 0.5, 40), hop)
+    ref = envelope * rng.standard_normal(envelope.size)
+    assert metrics.loudness_correlation(ref, ref, hop) == pytest.approx(1.0)
+    assert metrics.quiet_excess_db(ref, ref, hop) == pytest.approx(0.0)
+    flat = 0.1 * rng.standard_normal(envelope.size)
+    assert metrics.loudness_correlation(ref, flat, hop) < 0.5
+    # Noise at -20 dB fills the quiet frames, which sit near -60 dB.
+    assert metrics.quiet_excess_db(ref, flat, hop) > 20.0
+    levels = metrics.frame_levels(np.zeros(300), hop)
+    np.testing.assert_array_equal(levels, metrics.LEVEL_FLOOR_DB)
+
+
+def test_nll_parts_add_up():
+    config = tiny.get_config()
+    config.model.subscale_factor = 4
+    config.model.future_horizon = 2
+    config.model.lookback = 3
+    model_cfg = models.ModelConfig.from_config(config)
+    model = models.SubscaleWaveRNN(model_cfg)
+    params = models.init_params(model_cfg, jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    crops = dict(
+        samples=rng.integers(-3000, 3000, (3, 400)).astype(np.int16),
+        mel=rng.normal(size=(3, 2 + 2 * models.MEL_PAD, 80)).astype(np.float32) - 4,
+    )
+    nll = evaluation.NllEvaluator(model, (0, 0), 2)
+    result = nll(params, crops)
+    assert result["samples"] == 1200
+    assert result["bits"] == pytest.approx(result["coarse_bits"] + result["fine_bits"])
+    # 100 columns: 5 at each end are edge columns, rows: 1 of 4 is row 0.
+    assert result["bits"] == pytest.approx(
+        0.1 * result["edge_bits"] + 0.9 * result["middle_bits"]
+    )
+    assert result["bits"] == pytest.approx(
+        0.25 * result["row0_bits"] + 0.75 * result["rows_bits"]
+    )
+    other = nll(params, crops, other_mel=True)
+    assert other["bits"] != pytest.approx(result["bits"])
+
+
+def test_clips_are_fixed_and_spread():
+    utterances = [
+        input_pipeline.Utterance(
+            f"/x/u{k}.flac", "dev", np.zeros(800, np.int16), np.zeros((8, 2))
+        )
+        for k in range(7)
+    ]
+    picked = evaluation.clips(utterances, 3, 0.05, 100, 8000)
+    assert [name for name, _, _ in picked] == ["u0", "u3", "u6"]
+    assert all(s.shape == (400,) and m.shape == (4, 2) for _, s, m in picked)
+    assert evaluation.clips(utterances, 0, 1.0, 100, 8000) == []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("evaluation") / "run")
+    config = tiny.get_config()
+    config.train.eval_clips = 2
+    config.train.eval_clip_seconds = 0.5
+    config.data.crop_context = True
+    config.data.pre_emphasis = 0.85
+    train.train_and_evaluate(config, workdir)
+    return config, workdir
+
+
+def test_training_logs_free_running_metrics(trained):
+    _, workdir = trained
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    dev = [r for r in records if "dev_bits" in r]
+    assert dev and {"dev_coarse_bits", "dev_fine_bits", "dev_log_mel_db"} <= set(
+        dev[-1]
+    )
+    assert "dev_loudness_corr" in dev[-1] and "dev_quiet_excess_db" in dev[-1]
+
+
+def test_evaluate_reports_nll_parts_and_free_running_quality(trained, capsys):
+    config, workdir = trained
+    result = evaluation.evaluate(config, workdir)
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line == result
+    for key in ("eval_bits", "coarse_bits", "fine_bits", "edge_bits", "middle_bits"):
+        assert np.isfinite(result[key])
+    assert "row0_bits" in result and "mel_gain_bits" in result
+    assert result["clips"] == 2
+    assert np.isfinite(result["log_mel_db"]) and -1 <= result["loudness_corr"] <= 1
+    with open(os.path.join(workdir, "eval.json")) as f:
+        assert json.loads(f.read()) == result
+
+
+def test_restore_params_reads_no_optimizer_state(trained):
+    config, workdir = trained
+    _, params, masks, step = checkpointing.restore_params(workdir)
+    assert step == config.train.num_steps and masks == {}
+    trainer = train.Trainer(config)
+    mngr = checkpointing.manager(workdir, config, read_only=True)
+    try:
+        state, _ = checkpointing.restore(mngr, trainer.abstract_state())
+    finally:
+        mngr.close()
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, state.params)
+
+
+def test_a_workdir_written_before_the_recipe_fields_still_loads(tmp_path):
+    """tests/testdata/old_workdir was trained by the code before the recipe
+    fields and the parameter-only restore (tiny config, 50 % sparse R)."""
+    workdir = str(tmp_path / "old")
+    shutil.copytree(OLD_WORKDIR, workdir)
+    expected = np.load(os.path.join(workdir, "expected.npz"))
+    vocoder = subscale.load(workdir)
+    assert vocoder.config.data.pre_emphasis == 0.0
+    assert vocoder.config.model.neighbour_rows == 0
+    np.testing.assert_allclose(
+        vocoder.log_prob(expected["samples"], expected["mel"]),
+        expected["log_prob"],
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    _, _, masks, step = checkpointing.restore_params(workdir)
+    kernel = masks["cell"]["R"]
+    assert step == 4 and 0.4 < 1 - float(np.mean(kernel)) < 0.6

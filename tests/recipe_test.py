@@ -1,0 +1,315 @@
+"""The training-recipe options: pre-emphasis, crop context, input noise,
+direct neighbours, the fine-input scale, and the sampler's shaping."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from subscale import audio
+from subscale import folding
+from subscale import input_pipeline
+from subscale import models
+from subscale import sampling
+from tests import subscale_test
+
+HOP = subscale_test.HOP
+N_MELS = subscale_test.N_MELS
+
+
+def recipe_setup(factor, horizon, lookback, length, seed=0, **options):
+    """As `subscale_test.setup`, for a ModelConfig with recipe `options`."""
+    cfg = models.ModelConfig(
+        hidden_size=16,
+        cond_channels=8,
+        n_mels=N_MELS,
+        hop_length=HOP,
+        subscale_factor=factor,
+        future_horizon=horizon,
+        lookback=lookback,
+        context_summary=6,
+        context_channels=7,
+        **options,
+    )
+    model = models.SubscaleWaveRNN(cfg)
+    rng = np.random.default_rng(seed)
+    samples = jnp.asarray(rng.integers(-20000, 20000, (1, length)), jnp.int16)
+    mel = jnp.asarray(rng.normal(size=(1, length // HOP, N_MELS)), jnp.float32)
+    padded = sampling.pad_frames(mel, jnp.array([length // HOP]))
+    params = models.init_params(cfg, jax.random.PRNGKey(seed))
+    params = jax.tree_util.tree_map(
+        lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(seed + 1), p.shape),
+        params,
+    )
+    return cfg, model, params, samples, mel, padded
+
+
+# --- Sampling: the inverse CDF and the shaping of the softmax. ---
+
+
+def test_inverse_cdf_never_draws_a_class_of_probability_zero():
+    probs = np.zeros((4, 256), np.float32)
+    probs[:, 7] = 0.25
+    probs[:, 100] = 0.75
+    u = jnp.array([0.0, 0.2499, 0.25, np.nextafter(np.float32(1), np.float32(0))])
+    drawn = sampling.draw_inverse_cdf(jnp.asarray(probs), u)
+    # u = 0 used to give class 0 whatever its probability.
+    np.testing.assert_array_equal(drawn, [7, 7, 100, 100])
+
+
+def test_inverse_cdf_draws_by_probability():
+    logits = jax.random.normal(jax.random.PRNGKey(0), (1, 256)) * 3
+    probs = jax.nn.softmax(logits)
+    u = jax.random.uniform(jax.random.PRNGKey(1), (20_000,))
+    drawn = sampling.draw_inverse_cdf(jnp.broadcast_to(probs, (20_000, 256)), u)
+    counts = np.bincount(np.asarray(drawn), minlength=256) / 20_000
+    np.testing.assert_allclose(counts, probs[0], atol=0.012)
+
+
+def test_shaping_floor_and_coarse_temperature():
+    logits = jnp.log(jnp.array([[0.5, 0.3, 0.199, 0.001] + [1e-12] * 252]))
+    shaping = sampling.Shaping.make(
+        temperature=1.0, coarse_temperature=0.5, floor=0.002
+    )
+    fine = shaping.probs(logits, 1)
+    coarse = shaping.probs(logits, 0)
+    # The floor removes the tail, the rest is renormalised by the draw.
+    assert float(fine[0, 3]) == 0.0 and float(fine[0, 4:].sum()) == 0.0
+    np.testing.assert_allclose(fine[0, :3], [0.498, 0.298, 0.197], atol=1e-6)
+    # The coarse softmax is sharper at temperature 0.5.
+    assert float(coarse[0, 0]) > float(fine[0, 0]) + 0.1
+    # Below 1/256, a floor keeps every class of a uniform softmax.
+    flat = sampling.Shaping.make(floor=0.0039).probs(jnp.zeros((1, 256)), 1)
+    assert bool(jnp.all(flat > 0))
+    with pytest.raises(ValueError, match="prob_floor"):
+        sampling.check_shaping(1.0, None, 1 / 256)
+
+
+def test_sample_fn_coarse_temperature_and_floor_change_the_draw():
+    cfg, _, params, _, mel, _ = subscale_test.setup()
+    sample_fn = sampling.make_sample_fn(cfg)
+    key = jax.random.PRNGKey(3)
+    plain = sample_fn(params, mel[0], key)
+    same = sample_fn(params, mel[0], key, coarse_temperature=1.0, prob_floor=0.0)
+    np.testing.assert_array_equal(plain, same)
+    cold = sample_fn(params, mel[0], key, coarse_temperature=0.3)
+    floored = sample_fn(params, mel[0], key, prob_floor=0.003)
+    assert np.any(cold != plain) and np.any(floored != plain)
+
+
+# --- Pre-emphasis. ---
+
+
+@pytest.mark.parametrize("coeff", [0.0, 0.5, 0.85])
+def test_pre_emphasis_is_inverted_exactly_whole_and_in_chunks(coeff):
+    rng = np.random.default_rng(0)
+    x = rng.integers(-15000, 15000, (2, 700)).astype(np.int16)
+    y = audio.pre_emphasis(x, coeff)
+    whole, _ = sampling.de_emphasis(jnp.asarray(y), coeff)
+    np.testing.assert_array_equal(whole, x)
+    state = None
+    pieces = []
+    for first in range(0, 700, 300):
+        piece, state = sampling.de_emphasis(
+            jnp.asarray(y[:, first : first + 300]), coeff, state
+        )
+        pieces.append(np.asarray(piece))
+    np.testing.assert_array_equal(np.concatenate(pieces, axis=1), x)
+
+
+def test_train_equals_sample_with_pre_emphasis():
+    cfg, model, params, _, mel, _ = recipe_setup(1, 0, 0, 48, pre_emphasis=0.85)
+    # Quiet samples (coarse classes near the middle), so that de-emphasis never
+    # clips and pre-emphasis gives back exactly what was drawn.
+    near_zero = 30.0 * np.exp(-(((np.arange(256) - 127.5) / 3.0) ** 2))
+    params["cell"]["O2"]["bias"] = params["cell"]["O2"]["bias"] + near_zero
+    sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
+    samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
+    frames = mel.shape[1]
+    padded = sampling.pad_frames(mel, jnp.array([frames]))
+    drawn = audio.pre_emphasis(np.asarray(samples), 0.85)
+    expected = model.apply({"params": params}, drawn[None], padded)[0]
+    np.testing.assert_allclose(log_p, expected, atol=2e-5, rtol=1e-5)
+
+
+# --- Direct neighbours and the fine-input scale. ---
+
+
+@pytest.mark.parametrize(
+    "factor,horizon,lookback,rows,scale",
+    [(1, 0, 0, 0, 0.05), (4, 2, 3, 2, 1.0), (16, 1, 2, 2, 0.1), (4, 0, 1, 1, 1.0)],
+)
+def test_train_equals_sample_with_neighbours(factor, horizon, lookback, rows, scale):
+    cfg, model, params, _, mel, _ = recipe_setup(
+        factor, horizon, lookback, 96, neighbour_rows=rows, fine_input_scale=scale
+    )
+    assert len(cfg.neighbour_offsets) == rows * (min(horizon, 1) + 1)
+    sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
+    samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
+    padded = sampling.pad_frames(mel, jnp.array([mel.shape[1]]))
+    expected = model.apply({"params": params}, samples[None], padded)[0]
+    np.testing.assert_allclose(log_p, expected, atol=2e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "factor,horizon,lookback,rows,length",
+    [(4, 2, 3, 2, 64), (16, 1, 2, 2, 128)],
+)
+def test_exact_dependencies_with_neighbours(factor, horizon, lookback, rows, length):
+    _, model, params, samples, _, padded = recipe_setup(
+        factor, horizon, lookback, length, neighbour_rows=rows, fine_input_scale=0.5
+    )
+    subscale_test.check_dependencies(model, params, samples, padded, factor, horizon)
+
+
+def test_neighbours_reach_the_cell():
+    _, model, params, samples, _, padded = recipe_setup(4, 2, 3, 32, neighbour_rows=1)
+    assert params["cell"]["I_neighbours"]["kernel"].shape == (4, 48)
+    base = model.apply({"params": params}, samples, padded)
+    zeroed = jax.tree_util.tree_map(lambda p: p, params)
+    zeroed["cell"]["I_neighbours"]["kernel"] = jnp.zeros((4, 48))
+    assert np.abs(model.apply({"params": zeroed}, samples, padded) - base).max() > 1e-3
+
+
+# --- Crop context: real samples around a crop, read but not scored. ---
+
+
+@pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3), (16, 3, 2)])
+def test_crop_with_its_right_context_equals_the_longer_waveform(
+    factor, horizon, lookback
+):
+    """A crop at the start of an utterance, told the F columns after it, scores
+    as the same columns of the whole utterance do; without them the last F
+    columns of B > 1 think the future is silence."""
+    columns, right = 12, horizon
+    length = factor * (columns + right)
+    cfg, model, params, samples, mel, _ = recipe_setup(
+        factor, horizon, lookback, length, neighbour_rows=min(1, factor - 1)
+    )
+    whole = sampling.pad_frames(mel, jnp.array([mel.shape[1]]))
+    full = model.apply({"params": params}, samples, whole)
+    crop_len = factor * columns
+    # The crop's mel: its frames with MEL_PAD real neighbours, as the pipeline.
+    crop_mel = audio.pad_mel(np.asarray(mel[0]), models.MEL_PAD)[
+        : crop_len // HOP + 2 * models.MEL_PAD
+    ][None]
+    inputs = jnp.pad(samples, ((0, 0), (factor, 0)))
+    told = model.apply(
+        {"params": params},
+        samples[:, :crop_len],
+        crop_mel,
+        inputs=inputs,
+        margins=(1, right),
+        inputs_valid=jnp.arange(inputs.shape[1])[None] >= factor,
+    )
+    np.testing.assert_allclose(told[0], full[0, :crop_len], atol=2e-5, rtol=1e-5)
+    if factor > 1:
+        blind = model.apply({"params": params}, samples[:, :crop_len], crop_mel)
+        assert np.abs(blind[0] - full[0, :crop_len]).max() > 1e-3
+
+
+def test_train_batches_margins_and_input_noise():
+    rng = np.random.default_rng(0)
+    utterances = [
+        input_pipeline.Utterance(
+            f"u{k}",
+            "train",
+            rng.integers(-9000, 9000, n).astype(np.int16),
+            np.zeros((n // 10, 3), np.float32),
+        )
+        for k, n in enumerate([400, 1000])
+    ]
+    kw = dict(seq_len=100, batch_size=8, hop_length=10, mel_pad=2, seed=3)
+    plain = input_pipeline.TrainBatches(utterances, **kw)
+    told = input_pipeline.TrainBatches(utterances, margins=(30, 20), **kw)
+    noisy = input_pipeline.TrainBatches(
+        utterances,
+        margins=(30, 20),
+        input_noise=(64.0, 256.0),
+        input_noise_start=5,
+        **kw,
+    )
+    for step in (0, 7):
+        a, b, c = plain.get(step), told.get(step), noisy.get(step)
+        assert "inputs" not in a
+        np.testing.assert_array_equal(a["samples"], b["samples"])
+        np.testing.assert_array_equal(b["samples"], c["samples"])
+        np.testing.assert_array_equal(b["inputs"][:, 30:-20], b["samples"])
+        # The margins hold the waveform around the crop, zeros past its ends.
+        for row, crop in zip(b["inputs"], b["samples"]):
+            wave = next(u.samples for u in utterances if _contains(u.samples, crop))
+            start = _find(wave, crop)
+            padded = np.pad(wave, (30, 20))
+            np.testing.assert_array_equal(row, padded[start : start + 150])
+        inside = np.pad(np.ones(1000, bool), (30, 20))
+        assert b["inputs_valid"].shape == b["inputs"].shape
+        assert not np.all(b["inputs_valid"]) or np.all(inside[30:130])
+        if step < 5:
+            np.testing.assert_array_equal(c["inputs"], b["inputs"])
+        else:
+            spread = np.std(c["inputs"].astype(float) - b["inputs"], axis=1)
+            assert np.all(spread > 40) and np.all(spread < 400)
+    np.testing.assert_array_equal(noisy.get(7)["inputs"], noisy.get(7)["inputs"])
+
+
+def _find(wave, crop):
+    for start in range(wave.shape[0] - crop.shape[0] + 1):
+        if np.array_equal(wave[start : start + crop.shape[0]], crop):
+            return start
+    return -1
+
+
+def _contains(wave, crop):
+    return _find(wave, crop) >= 0
+
+
+def test_eval_crops_with_margins_and_pre_emphasis():
+    rng = np.random.default_rng(1)
+    wave = rng.integers(-9000, 9000, 500).astype(np.int16)
+    utterance = input_pipeline.Utterance("u", "dev", wave, np.zeros((50, 3)))
+    crops = input_pipeline.eval_crops(
+        [utterance],
+        seq_len=200,
+        hop_length=10,
+        mel_pad=2,
+        pre_emphasis=0.85,
+        margins=(16, 8),
+    )
+    emphasised = audio.pre_emphasis(wave, 0.85)
+    np.testing.assert_array_equal(crops["samples"][1], emphasised[200:400])
+    np.testing.assert_array_equal(crops["inputs"][1], emphasised[184:408])
+    np.testing.assert_array_equal(crops["inputs"][0][:16], 0)
+    assert not crops["inputs_valid"][0][:16].any()
+    assert crops["inputs_valid"][0][16:].all() and crops["inputs_valid"][1].all()
+
+
+def test_context_columns_follow_the_config():
+    from configs import demo_subscale
+
+    config = demo_subscale.get_config()
+    assert input_pipeline.context_columns(config) == (0, 0)
+    config.data.crop_context = True
+    assert input_pipeline.context_columns(config) == (
+        config.model.lookback,
+        config.model.future_horizon,
+    )
+
+
+def test_fold_of_neighbour_offsets_matches_original_times():
+    """Row s - o at column i + c is time B (i + c) + s - o: before (s, i) for
+    c = 0, after it for c = 1, and allowed by the dependency structure."""
+    cfg = models.ModelConfig(
+        hidden_size=4,
+        cond_channels=2,
+        n_mels=2,
+        hop_length=4,
+        subscale_factor=8,
+        future_horizon=3,
+        lookback=4,
+        neighbour_rows=2,
+    )
+    for o, c in cfg.neighbour_offsets:
+        for s in range(o, 8):
+            p = folding.original_time(s - o, 5 + c, 8)
+            q = folding.original_time(s, 5, 8)
+            assert folding.may_depend(p, q, 8, 3)
