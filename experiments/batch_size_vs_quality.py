@@ -55,7 +55,7 @@ from matplotlib import figure
 from ml_collections import config_flags
 
 import subscale
-from experiments import workdirs
+from experiments import common
 from subscale import audio
 from subscale import baselines
 from subscale import config_validation
@@ -191,7 +191,7 @@ def base_for(config, options):
     """The base config of the experiment (the tiny sizes in quick mode)."""
     config = config.copy_and_resolve_references()
     if options.quick:
-        workdirs.shrink_to_tiny(config)
+        common.shrink_to_tiny(config)
     if options.num_steps is not None:
         config.train.num_steps = options.num_steps
     if options.quick:
@@ -256,13 +256,13 @@ def run_dir(options, system):
 
 def train_models(systems, options):
     """Trains every model that has no checkpoint at num_steps yet."""
-    workdirs.make_runs_folder(options.workdir)
+    common.make_runs_folder(options.workdir)
     for system in systems:
         if system.kind != "model":
             continue
         workdir = run_dir(options, system)
         steps = system.config.train.num_steps
-        done = workdirs.latest_step(workdir, system.config)
+        done = common.latest_step(workdir, system.config)
         if done is not None and done >= steps:
             logging.info("%s: reusing %s (step %d).", system.name, workdir, done)
             continue
@@ -393,7 +393,7 @@ def _clean(value):
 
 
 def write_json(path, record):
-    workdirs.write_text(path, json.dumps(_clean(record), indent=1) + "\n")
+    common.write_text(path, json.dumps(_clean(record), indent=1) + "\n")
 
 
 def read_cell(path, key):
@@ -419,7 +419,7 @@ class Runner:
         self.rate = base.data.sample_rate
         self.hop = base.data.hop_length
         self.steps = {
-            s.name: workdirs.latest_step(run_dir(options, s), s.config)
+            s.name: common.latest_step(run_dir(options, s), s.config)
             for s in systems
             if s.kind == "model"
         }
@@ -656,7 +656,7 @@ def markdown(records, options, command):
     lines = [
         "# Batch size vs quality",
         "",
-        *workdirs.provenance(command),
+        *common.provenance(command),
         f"- Clips: {records[0]['clips']} x {options.clip_seconds} s from "
         f"{records[0]['clip_set']}. Metrics: `subscale/metrics.py` ({optional}).",
         "- NLL: teacher-forced on every held-out crop (`train.evaluate`), bits "
@@ -924,18 +924,18 @@ def run(base_config, options, command=""):
     speed = runner.speed()
     records = summarize(runner, cells, nll, speed, options)
     root = options.workdir
-    workdirs.write_text(
+    common.write_text(
         os.path.join(root, "results.jsonl"),
         "".join(json.dumps(r) + "\n" for r in records),
     )
     table = markdown(records, options, command)
-    workdirs.write_text(os.path.join(root, "results.md"), table)
+    common.write_text(os.path.join(root, "results.md"), table)
     plot_quality(
         records, os.path.join(root, "quality_vs_B.png"), options.future_horizon
     )
     plot_speed(records, os.path.join(root, "speed_vs_B.png"), runner.rate)
     plot_seams(records, os.path.join(root, "seams.png"), options.fold_chunks)
-    workdirs.write_text(
+    common.write_text(
         os.path.join(root, "report.html"), report_html(records, runner, options)
     )
     print(table, flush=True)
