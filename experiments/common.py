@@ -104,7 +104,9 @@ def make_ignored_folder(root, name):
     results."""
     folder = os.path.join(root, name)
     os.makedirs(folder, exist_ok=True)
-    write_text(os.path.join(folder, ".gitignore"), "*\n")
+    ignore = os.path.join(folder, ".gitignore")
+    if not os.path.exists(ignore):
+        write_text(ignore, "*\n")
     return folder
 
 
