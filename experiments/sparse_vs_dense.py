@@ -3,11 +3,11 @@ r"""Sparse vs dense at an equal number of non-zero weights (the paper's Fig. 2, 
 For each dense hidden size h and each widening factor k, trains the dense model
 of hidden h and a sparse model of hidden H = k h whose recurrent matrix R is
 pruned to z = 1 - 1 / k^2 in 16x1 blocks (each gate separately, on the cubic
-schedule of PAPER.md section 3), so that both hold 3 h^2 non-zeros in R. Every
-model gets the same training budget (steps, crops, learning-rate schedule) from
---base_config, then its dev NLL is measured on the same dev crops
-(`train.evaluate`). The paper found the large sparse model better at every
-sparsity up to 96 %.
+schedule of docs/design.md, "Sparse path"), so that both hold 3 h^2 non-zeros
+in R. Every model gets the same training budget (steps, crops, learning-rate
+schedule) from --base_config, then its dev NLL is measured on the same dev
+crops (`train.evaluate`). The paper found the large sparse model better at
+every sparsity up to 96 %.
 
 The pruning starts at 5 % of the steps and reaches z at 45 %, so the last 55 %
 train at the final sparsity (the paper: t0 = 1k, S = 200k of 500k steps), with
