@@ -10,14 +10,13 @@ documented by the comment on its line; `lock_config` makes a typo in
 
 import ml_collections
 
-from subscale import input_pipeline
-
 
 def get_config():
     config = ml_collections.ConfigDict()
 
     config.data = data = ml_collections.ConfigDict()
-    data.train_dir = input_pipeline.DEMO_DIR  # audio folder (recursive) or manifest.csv
+    # "subscale:NAME" is NAME inside the package (`input_pipeline.resolve_corpus`).
+    data.train_dir = "subscale:demo_data"  # audio folder (recursive) or manifest.csv
     data.eval_dir = ""  # folder to evaluate instead of the dev split ("" = dev)
     data.sample_rate = 16_000  # Hz; every file is resampled to this rate
     data.n_mels = 80  # mel bands of the conditioning features

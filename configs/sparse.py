@@ -1,7 +1,7 @@
 r"""Sparse WaveRNN: hidden 1024, R and O1..O4 pruned to 95 % in 16x1 blocks.
 
-PAPER.md section 3. The sampler multiplies all five pruned matrices from their
-kept blocks (BENCHMARKS.md: 6.1x the dense sampler at hidden 896, B = 1).
+docs/design.md, "Sparse path". The sampler multiplies all five pruned matrices
+from their kept blocks (BENCHMARKS.md: 6.1x the dense sampler at hidden 896, B = 1).
 
 Run:
   python -m subscale.main --config=configs/sparse.py --workdir=/tmp/sparse

@@ -10,14 +10,14 @@ two gate updates), `context` (ring-buffer gather, row mix, window summary and
 ring update; B > 1 only) and `output` (O1..O4 and drawing the two classes).
 They add up to roughly the full step; the rest is per-step bookkeeping.
 
-Run:
-  python experiments/benchmark_sampling.py --hidden_size=896 --seconds=10 \
+Run (from the repository root):
+  python -m experiments.benchmark_sampling --hidden_size=896 --seconds=10 \
       --factors=1,2,4,8,16 --repeats=3
-  python experiments/benchmark_sampling.py --seconds=4 --factors=1,16 \
+  python -m experiments.benchmark_sampling --seconds=4 --factors=1,16 \
       --sparsity=0.9,0.95,0.98 --sparse_models=1536:0.96 --nobreakdown
-  python experiments/benchmark_sampling.py --seconds=4 --factors=1,16 \
+  python -m experiments.benchmark_sampling --seconds=4 --factors=1,16 \
       --sparsity=0.95 --prune=R,O1,O2,O3,O4 --nobreakdown
-  python experiments/benchmark_sampling.py --seconds=2 --factors=1,16 \
+  python -m experiments.benchmark_sampling --seconds=2 --factors=1,16 \
       --noise=uniform --noise=gumbel --nobreakdown
 """
 
@@ -39,42 +39,47 @@ from subscale import sampling
 from subscale import sparsity
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("hidden_size", 896, "GRU state size.")
-flags.DEFINE_float("seconds", 10.0, "Seconds of 16 kHz audio per utterance.")
-flags.DEFINE_list("factors", ["1", "2", "4", "8", "16"], "Subscale factors B.")
-flags.DEFINE_list("batches", ["1"], "Utterances N generated together.")
-flags.DEFINE_integer("future_horizon", 16, "F for B > 1.")
-flags.DEFINE_integer("lookback", 32, "W for B > 1.")
-flags.DEFINE_integer("cond_channels", 128, "Mel conditioning width.")
-flags.DEFINE_integer("context_summary", 64, "Context summary width.")
-flags.DEFINE_integer("context_channels", 128, "Context network output width.")
-flags.DEFINE_multi_enum(
-    "noise",
-    ["uniform"],
-    sampling.NOISE_KINDS,
-    "Noise kinds to time (repeat the flag to compare them in one run).",
-)
-flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
-flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
-flags.DEFINE_list(
-    "sparsity",
-    [],
-    "Sparsities (e.g. 0.9,0.95,0.98) of the --prune matrices to time with the "
-    "block-sparse path at --hidden_size, next to the dense model.",
-)
-flags.DEFINE_list(
-    "sparse_models",
-    [],
-    "Extra HIDDEN:SPARSITY models (e.g. 1536:0.96), each "
-    "timed with the dense model of the same number of non-zeros in R.",
-)
-flags.DEFINE_string("block_shape", "16x1", "Pruned block (outputs x inputs).")
-flags.DEFINE_list(
-    "prune",
-    ["R"],
-    "Matrices pruned in the sparse models (R, O1, O2, O3, O4); each goes "
-    "through the block-sparse product.",
-)
+
+
+def define_flags():
+    """The command-line flags (`common`: defined only when run)."""
+    flags.DEFINE_integer("hidden_size", 896, "GRU state size.")
+    flags.DEFINE_float("seconds", 10.0, "Seconds of 16 kHz audio per utterance.")
+    flags.DEFINE_list("factors", ["1", "2", "4", "8", "16"], "Subscale factors B.")
+    flags.DEFINE_list("batches", ["1"], "Utterances N generated together.")
+    flags.DEFINE_integer("future_horizon", 16, "F for B > 1.")
+    flags.DEFINE_integer("lookback", 32, "W for B > 1.")
+    flags.DEFINE_integer("cond_channels", 128, "Mel conditioning width.")
+    flags.DEFINE_integer("context_summary", 64, "Context summary width.")
+    flags.DEFINE_integer("context_channels", 128, "Context network output width.")
+    flags.DEFINE_multi_enum(
+        "noise",
+        ["uniform"],
+        sampling.NOISE_KINDS,
+        "Noise kinds to time (repeat the flag to compare them in one run).",
+    )
+    flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
+    flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
+    flags.DEFINE_list(
+        "sparsity",
+        [],
+        "Sparsities (e.g. 0.9,0.95,0.98) of the --prune matrices to time with the "
+        "block-sparse path at --hidden_size, next to the dense model.",
+    )
+    flags.DEFINE_list(
+        "sparse_models",
+        [],
+        "Extra HIDDEN:SPARSITY models (e.g. 1536:0.96), each "
+        "timed with the dense model of the same number of non-zeros in R.",
+    )
+    flags.DEFINE_string("block_shape", "16x1", "Pruned block (outputs x inputs).")
+    flags.DEFINE_list(
+        "prune",
+        ["R"],
+        "Matrices pruned in the sparse models (R, O1, O2, O3, O4); each goes "
+        "through the block-sparse product.",
+    )
+
 
 SAMPLE_RATE = 16_000
 HOP = 200
@@ -278,4 +283,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -4,34 +4,34 @@ Times the jitted `train.Trainer.train_step` on random batches of the config's
 shapes (no data loading: the input pipeline precomputes its features and never
 starves the step). Prints one JSON line per config.
 
-Run:
-  python experiments/benchmark_training.py --config=configs/demo.py
-  python experiments/benchmark_training.py --config=configs/demo.py \
+Run (from the repository root):
+  python -m experiments.benchmark_training --config=configs/demo.py
+  python -m experiments.benchmark_training --config=configs/demo.py \
       --config.model.hidden_size=128 --steps=30
   XLA_FLAGS=--xla_force_host_platform_device_count=2 \
-      python experiments/benchmark_training.py --config=configs/demo.py
+      python -m experiments.benchmark_training --config=configs/demo.py
 """
 
 import json
-import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
+from absl import app
+from absl import flags
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from subscale import models  # noqa: E402
-from subscale import train  # noqa: E402
+from experiments import common
+from subscale import models
+from subscale import train
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config.", lock_config=True)
-flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
+
+
+def define_flags():
+    """The command-line flags (`common`: defined only when run)."""
+    common.define_config_flag("Training config.")
+    flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
 
 
 def main(argv):
@@ -81,5 +81,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
+    define_flags()
     app.run(main)

@@ -7,34 +7,40 @@ one JSON line each, in bits per sample. A vocoder's NLL below these figures
 predicts speech better than per-frame linear prediction with free side
 information.
 
-Run:
-  python experiments/lpc_reference.py --config=configs/demo.py
-  python experiments/lpc_reference.py --config=configs/demo.py \
+Run (from the repository root):
+  python -m experiments.lpc_reference --config=configs/demo.py
+  python -m experiments.lpc_reference --config=configs/demo.py \
       --config.data.eval_dir=/data/other_speakers
 """
 
 import json
-import os
-import sys
 import tempfile
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import numpy as np
+from absl import app
+from absl import flags
 
-import numpy as np  # noqa: E402
-from absl import app  # noqa: E402
-from absl import flags  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from subscale import baselines  # noqa: E402
-from subscale import train  # noqa: E402
+from experiments import common
+from subscale import baselines
+from subscale import input_pipeline
+from subscale import train
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file(
-    "config", None, "Config (data fields).", lock_config=True
-)
-flags.DEFINE_list("orders", ["16", "32"], "Predictor orders.")
-flags.DEFINE_list("distributions", ["laplace", "gaussian"], "Residual models.")
-flags.DEFINE_integer("frame", 320, "Samples per LPC frame.")
+
+
+def define_flags():
+    """The command-line flags (`common`: defined only when run)."""
+    common.define_config_flag("Config (data fields).")
+    flags.DEFINE_list("orders", ["16", "32"], "Predictor orders.")
+    flags.DEFINE_list("distributions", ["laplace", "gaussian"], "Residual models.")
+    flags.DEFINE_integer("frame", 320, "Samples per LPC frame.")
+
+
+def data_label(data):
+    """The crops' source, named without the machine's folders."""
+    if data.eval_dir:
+        return input_pipeline.display_path(data.eval_dir)
+    return f"{input_pipeline.display_path(data.train_dir)} (dev split)"
 
 
 def reference(config, orders, distributions, frame, workdir):
@@ -58,7 +64,7 @@ def reference(config, orders, distributions, frame, workdir):
                     bits=float(np.mean(np.concatenate(bits))),
                     samples=int(crops.size),
                     crops=int(crops.shape[0]),
-                    data=config.data.eval_dir or f"{config.data.train_dir} (dev split)",
+                    data=data_label(config.data),
                 )
             )
     return results
@@ -76,5 +82,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
+    define_flags()
     app.run(main)

@@ -14,8 +14,8 @@ like the sampler's, for x of r = 1 and r = 16 rows:
 All run round-robin in one process; each figure is the median over --repeats.
 Prints one JSON line per (format, rows).
 
-Run:
-  python experiments/sparse_formats.py --hidden_size=896 --sparsity=0.95
+Run (from the repository root):
+  python -m experiments.sparse_formats --hidden_size=896 --sparsity=0.95
 """
 
 import json
@@ -32,11 +32,16 @@ from jax.experimental import sparse as jsparse
 from subscale import sparsity
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("hidden_size", 896, "H: R is [H, 3H].")
-flags.DEFINE_float("sparsity", 0.95, "Share of pruned 16x1 blocks in each gate.")
-flags.DEFINE_list("rows", ["1", "16"], "Rows r of x (B x N in the sampler).")
-flags.DEFINE_integer("steps", 2_000, "Products per timed scan.")
-flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
+
+
+def define_flags():
+    """The command-line flags (`common`: defined only when run)."""
+    flags.DEFINE_integer("hidden_size", 896, "H: R is [H, 3H].")
+    flags.DEFINE_float("sparsity", 0.95, "Share of pruned 16x1 blocks in each gate.")
+    flags.DEFINE_list("rows", ["1", "16"], "Rows r of x (B x N in the sampler).")
+    flags.DEFINE_integer("steps", 2_000, "Products per timed scan.")
+    flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
+
 
 BLOCK = (16, 1)
 
@@ -146,4 +151,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -3,11 +3,11 @@ r"""Sparse vs dense at an equal number of non-zero weights (the paper's Fig. 2, 
 For each dense hidden size h and each widening factor k, trains the dense model
 of hidden h and a sparse model of hidden H = k h whose recurrent matrix R is
 pruned to z = 1 - 1 / k^2 in 16x1 blocks (each gate separately, on the cubic
-schedule of PAPER.md section 3), so that both hold 3 h^2 non-zeros in R. Every
-model gets the same training budget (steps, crops, learning-rate schedule) from
---base_config, then its dev NLL is measured on the same dev crops
-(`train.evaluate`). The paper found the large sparse model better at every
-sparsity up to 96 %.
+schedule of docs/design.md, "Sparse path"), so that both hold 3 h^2 non-zeros
+in R. Every model gets the same training budget (steps, crops, learning-rate
+schedule) from --base_config, then its dev NLL is measured on the same dev
+crops (`train.evaluate`). The paper found the large sparse model better at
+every sparsity up to 96 %.
 
 The pruning starts at 5 % of the steps and reaches z at 45 %, so the last 55 %
 train at the final sparsity (the paper: t0 = 1k, S = 200k of 500k steps), with
@@ -20,7 +20,7 @@ a re-run reuses finished runs and resumes unfinished ones), `results.jsonl`
 Run (from the repository root; the full run trains 3 models on the demo corpus,
 the 512-unit one takes the longest, about an hour on 2 CPU cores):
   python -m experiments.sparse_vs_dense
-  python -m experiments.sparse_vs_dense --quick --workdir=/tmp/sparse_vs_dense
+  python -m experiments.sparse_vs_dense --quick --workdir=workdirs/sparse_vs_dense_quick
   python -m experiments.sparse_vs_dense --dense_hidden=64,128 --widen=2,4 \
       --max_hidden=256 --num_steps=800
 """
@@ -28,8 +28,6 @@ the 512-unit one takes the longest, about an hour on 2 CPU cores):
 import dataclasses
 import json
 import os
-import sys
-import time
 
 import jax
 import numpy as np
@@ -37,42 +35,25 @@ from absl import app
 from absl import flags
 from absl import logging
 from matplotlib import figure
-from ml_collections import config_flags
 
-from experiments import workdirs
+from experiments import common
 from subscale import config_validation
 from subscale import train
 
 FLAGS = flags.FLAGS
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def define_flags():
-    """The command-line flags (defined when run as a script, so that the module
-    imports beside other experiments that define flags of the same names)."""
-    config_flags.DEFINE_config_file(
-        "base_config",
-        os.path.join(REPO, "configs", "demo.py"),
-        "Config every model starts from (data, optimiser, budget).",
-        lock_config=True,
+    """The command-line flags (`common`: defined only when run)."""
+    common.define_training_flags(
+        "sparse_vs_dense",
+        num_steps_quick=6,
+        quick_help="Tiny models (configs/tiny.py sizes) and a few steps: the whole "
+        "pipeline in a minute or two.",
     )
     flags.DEFINE_list("dense_hidden", None, "Dense hidden sizes h. [128]; quick [16]")
     flags.DEFINE_list("widen", None, "Factors k: sparse hidden k h. [2,4]; quick [2]")
     flags.DEFINE_integer("max_hidden", None, "Skip sparse models wider than this.")
-    flags.DEFINE_integer(
-        "num_steps", None, "Training steps per model. [base config's]; quick [6]"
-    )
-    flags.DEFINE_string(
-        "workdir",
-        "experiments/results/sparse_vs_dense",
-        "Root folder for the training runs and the results.",
-    )
-    flags.DEFINE_bool(
-        "quick",
-        False,
-        "Tiny models (configs/tiny.py sizes) and a few steps: the whole pipeline in "
-        "a minute or two.",
-    )
 
 
 BLOCK_SHAPE = (16, 1)
@@ -111,14 +92,9 @@ class Run:
 
 def base_for(config, options):
     """The base config of the experiment (the tiny sizes in quick mode)."""
-    config = config.copy_and_resolve_references()
-    if options.quick:
-        workdirs.shrink_to_tiny(config)
-    if options.num_steps is not None:
-        config.train.num_steps = options.num_steps
-    if not config.data.cache_dir:
-        config.data.cache_dir = os.path.join(options.workdir, "runs", "cache")
-    return config
+    return common.base_config(
+        config, options.workdir, quick=options.quick, num_steps=options.num_steps
+    )
 
 
 def run_config(base, hidden, z):
@@ -156,14 +132,7 @@ def make_runs(base, options):
 def train_and_measure(run, options):
     """Trains `run` to its budget (reusing a finished run) and measures it."""
     workdir = os.path.join(options.workdir, "runs", run.name)
-    steps = run.config.train.num_steps
-    seconds = None
-    done = workdirs.latest_step(workdir, run.config)
-    if done is None or done < steps:
-        logging.info("%s: training to step %d in %s.", run.name, steps, workdir)
-        start = time.perf_counter()
-        train.train_and_evaluate(run.config, workdir)
-        seconds = time.perf_counter() - start
+    seconds = common.train_to_budget(run.name, run.config, workdir)
     result = train.evaluate(run.config, workdir)
     _, params, _, step = train.restore_params(workdir, run.config)
     r = np.asarray(params["cell"]["R"])
@@ -191,7 +160,7 @@ def markdown(records, command):
     lines = [
         "# Sparse vs dense at equal non-zeros in R",
         "",
-        *workdirs.provenance(command),
+        *common.provenance(command),
         "- Training: every model gets the base config's steps, crops and "
         "learning-rate schedule; R pruned in 16x1 blocks on the cubic schedule; "
         "dev NLL on every dev crop (`train.evaluate`).",
@@ -240,17 +209,14 @@ def plot(records, path):
 def run_experiment(base_config, options, command=""):
     """Trains and measures every model; writes and returns the records."""
     base = base_for(base_config, options)
-    workdirs.make_runs_folder(options.workdir)
+    common.make_runs_folder(options.workdir)
     records = []
     for run in make_runs(base, options):
         record = train_and_measure(run, options)
         logging.info("%s", json.dumps(record))
         records.append(record)
-    workdirs.write_text(
-        os.path.join(options.workdir, "results.jsonl"),
-        "".join(json.dumps(r) + "\n" for r in records),
-    )
-    workdirs.write_text(
+    common.write_jsonl(os.path.join(options.workdir, "results.jsonl"), records)
+    common.write_text(
         os.path.join(options.workdir, "results.md"), markdown(records, command)
     )
     plot(records, os.path.join(options.workdir, "nll_vs_sparsity.png"))
@@ -269,7 +235,7 @@ def main(argv):
     if FLAGS.max_hidden is not None:
         given["max_hidden"] = FLAGS.max_hidden
     options = quick_options(**given) if FLAGS.quick else Options(**given)
-    command = " ".join(["python -m experiments.sparse_vs_dense"] + sys.argv[1:])
+    command = common.command_line("sparse_vs_dense")
     for record in run_experiment(FLAGS.base_config, options, command):
         print(json.dumps(record), flush=True)
 

@@ -5,8 +5,8 @@ parameters, streams the whole utterance with `Vocoder.generate_stream` (writing
 nothing), and reports its peak resident set size (ru_maxrss). Prints one JSON
 line per length and one with the ratio.
 
-Run:
-  python experiments/stream_memory.py --minutes=1,10 --hidden_size=64 \
+Run (from the repository root):
+  python -m experiments.stream_memory --minutes=1,10 --hidden_size=64 \
       > experiments/stream_memory.jsonl
 
 stream_memory.jsonl holds the output of that command at commit a45bcc9 on the
@@ -24,14 +24,21 @@ from absl import app
 from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("minutes", ["1", "10"], "Audio lengths in minutes.")
-flags.DEFINE_integer("hidden_size", 64, "GRU size (memory hardly depends on it).")
-flags.DEFINE_integer("subscale_factor", 16, "B.")
-flags.DEFINE_integer("chunk_frames", 400, "Frames per streamed chunk.")
-flags.DEFINE_float("child_minutes", None, "Internal: run one length here.")
+
+
+def define_flags():
+    """The command-line flags (`common`: defined only when run)."""
+    flags.DEFINE_list("minutes", ["1", "10"], "Audio lengths in minutes.")
+    flags.DEFINE_integer("hidden_size", 64, "GRU size (memory hardly depends on it).")
+    flags.DEFINE_integer("subscale_factor", 16, "B.")
+    flags.DEFINE_integer("chunk_frames", 400, "Frames per streamed chunk.")
+    flags.DEFINE_float("child_minutes", None, "Internal: run one length here.")
+
 
 HOP = 200
-# The child imports `configs`, which lives beside `subscale` in the repository.
+# The child runs this module and imports `configs`, which live beside `subscale`
+# in the repository; it imports no more than it needs, since its memory is the
+# measurement.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -82,7 +89,8 @@ def main(argv):
         out = subprocess.run(
             [
                 sys.executable,
-                __file__,
+                "-m",
+                "experiments.stream_memory",
                 f"--child_minutes={minutes}",
                 f"--hidden_size={FLAGS.hidden_size}",
                 f"--subscale_factor={FLAGS.subscale_factor}",
@@ -109,4 +117,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

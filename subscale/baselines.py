@@ -2,8 +2,8 @@
 
 Notation: f mel frames, m mel bands, hop samples per frame, N chunks.
 
-Fold-and-crossfade batching (PAPER.md section 5) is how the most used PyTorch
-WaveRNN generates one utterance in parallel: cut it into N contiguous chunks
+Fold-and-crossfade batching (docs/design.md, "Other batching") is how the most used
+PyTorch WaveRNN generates one utterance in parallel: cut it into N contiguous chunks
 that overlap their neighbours, generate all chunks as one batch with a plain
 (B = 1) WaveRNN, each from a zero state, and crossfade the overlaps linearly.
 Here the cut is made on mel frames (`chunk_bounds`): core boundaries

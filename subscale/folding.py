@@ -1,7 +1,7 @@
 """Subscale folding: the grid of B interleaved sub-sequences and its index maps.
 
-Notation (PAPER.md section 4): a waveform u of length L is folded with subscale
-factor B into a grid X of B rows and n = ceil(L / B) columns,
+Notation (docs/design.md, "Subscale dependencies"): a waveform u of length L is
+folded with subscale factor B into a grid X of B rows and n = ceil(L / B) columns,
 
     X[s, i] = u[B * i + s],      s in [0, B), i in [0, n).
 
@@ -125,11 +125,12 @@ def may_depend(p, q, factor, future_horizon):
     """Whether the distribution of sample q may depend on sample p (original times).
 
     q = (s, i) may see its own row's past (z = s, k < i) and the earlier rows
-    z < s up to the future horizon (k <= i + F), the factorisation of PAPER.md
-    Eq. 4 cut at F. The context network reads only the window [i - W, i + F] of
-    the earlier rows directly; older columns reach q only through its own row's
-    recurrent state, which saw them when it generated its own past. Every
-    allowed p is generated strictly before q on the wavefront.
+    z < s up to the future horizon (k <= i + F): the paper's factorisation (its
+    Eq. 4) cut at F, docs/design.md, "Subscale dependencies". The context network
+    reads only the window [i - W, i + F] of the earlier rows directly; older
+    columns reach q only through its own row's recurrent state, which saw them
+    when it generated its own past. Every allowed p is generated strictly before
+    q on the wavefront.
     """
     z, k = grid_position(p, factor)
     s, i = grid_position(q, factor)

@@ -25,7 +25,12 @@ from subscale import audio
 from subscale import errors
 from subscale import files
 
-DEMO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "demo_data")
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# "subscale:NAME" names a corpus shipped inside the package, so that a config
+# can name it without an absolute path that holds on one machine only.
+PACKAGE_PREFIX = "subscale:"
+DEMO_CORPUS = PACKAGE_PREFIX + "demo_data"
+DEMO_DIR = os.path.join(PACKAGE_DIR, "demo_data")
 MANIFEST = "manifest.csv"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 SPLITS = ("train", "dev")
@@ -51,13 +56,62 @@ class Utterance:
     mel: np.ndarray
 
 
+def resolve_corpus(path):
+    """The file or folder a corpus name stands for.
+
+    Args:
+      path: `PACKAGE_PREFIX` + a path inside the package (`DEMO_CORPUS` is the
+        embedded demo corpus), or any other path.
+
+    Returns:
+      The absolute path of a package corpus; any other `path` unchanged.
+    """
+    if isinstance(path, str) and path.startswith(PACKAGE_PREFIX):
+        return os.path.join(PACKAGE_DIR, path[len(PACKAGE_PREFIX) :])
+    return path
+
+
+def display_path(path):
+    """`path` as results and logs name it, without the machine's folders.
+
+    Args:
+      path: a corpus name (see `resolve_corpus`) or a path; "" stays "".
+
+    Returns:
+      "subscale/..." inside the package (the same in a checkout and in an
+      installed copy), else the path relative to the repository root when the
+      package sits in a checkout and `path` is under its root, else the
+      absolute path.
+    """
+    if not path:
+        return path
+    path = os.path.abspath(resolve_corpus(path))
+    if _is_within(path, PACKAGE_DIR):
+        relative = os.path.relpath(path, PACKAGE_DIR)
+        return _slashed(os.path.join(os.path.basename(PACKAGE_DIR), relative))
+    repo = os.path.dirname(PACKAGE_DIR)
+    if os.path.isfile(os.path.join(repo, "pyproject.toml")) and _is_within(path, repo):
+        return _slashed(os.path.relpath(path, repo))
+    return path
+
+
+def _is_within(path, folder):
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _slashed(relative):
+    """A relative path with "/" separators, as in a manifest."""
+    return os.path.normpath(relative).replace(os.sep, "/")
+
+
 def list_audio(root, dev_fraction=0.05):
     """Lists the audio files of a corpus with their split.
 
     Args:
       root: a manifest CSV file, a folder holding `manifest.csv` (its rows are
         used: `file` relative to the manifest's folder, `split` train or dev),
-        or a folder searched recursively for audio files.
+        or a folder searched recursively for audio files; "subscale:NAME" for
+        one inside the package (`resolve_corpus`).
       dev_fraction: without a manifest, the share of files put in dev, chosen
         by a hash of the path relative to `root`.
 
@@ -68,6 +122,7 @@ def list_audio(root, dev_fraction=0.05):
       SubscaleError: naming the path, when it is missing, not a folder or
         manifest, lists missing files, or holds no audio.
     """
+    root = resolve_corpus(root)
     if os.path.isfile(root) and root.endswith(".csv"):
         return _read_manifest(root)
     if not os.path.exists(root):
@@ -166,6 +221,7 @@ def load_corpus(
       SubscaleError: a file cannot be read, or the requested splits have no
         file of at least `min_samples` samples.
     """
+    root = resolve_corpus(root)
     entries = [(p, s) for p, s in list_audio(root, dev_fraction) if s in splits]
     utterances = []
     skipped = []

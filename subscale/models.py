@@ -3,12 +3,13 @@
 Notation: b batch, t samples, f mel frames, s subscale row (B rows), n grid
 columns, h hidden size (H), c channels.
 
-One model serves every subscale factor. B = 1 is the plain WaveRNN of PAPER.md
-section 2 (one row, no context network). For B > 1 the waveform is folded into
+One model serves every subscale factor. B = 1 is the plain WaveRNN of docs/design.md,
+"The paper's model" (one row, no context network). For B > 1 the waveform is folded into
 B rows (`folding.py`), all rows of all utterances run through the same cell as
 one batch, and a masked context network conditions row s on the earlier rows.
 
-The cell (PAPER.md section 2). With x_t = [c_{t-1}, f_{t-1}] plus conditioning:
+The cell (docs/design.md, "The paper's model"). With x_t = [c_{t-1}, f_{t-1}]
+plus conditioning:
 
     u = sigmoid(R_u h + I_u x + I*_u c_t)
     r = sigmoid(R_r h + I_r x + I*_r c_t)
@@ -23,7 +24,7 @@ P(f_t | c_t) = softmax(O4 relu(O3 y_f)). `gru_update` is the one step function:
 training applies it to whole states with c_t teacher-forced, the sampler
 applies it to the coarse half, samples c_t, then to the fine half.
 
-Mel conditioning (our design, PAPER.md leaves it open): log-mel frames are
+Mel conditioning (our design, docs/design.md, "The paper's model"): log-mel frames are
 normalised, passed through two VALID convolutions over frames (kernel 3, ReLU)
 and a linear layer, giving `cond_channels` features per frame, which enter the
 gates through their own input matrix I_cond. The model takes
@@ -35,8 +36,8 @@ done by gathering two frames per sample. Interpolation and I_cond are both
 linear, so the sampler projects the frames once (f x 3H, not t x 3H) and
 interpolates the projected frames one sample at a time.
 
-Subscale context network (our design, the "factored" option of PAPER.md
-section 6). A summary of row z at column k looks at that row's last
+Subscale context network (our design, docs/design.md, "Context network"). A
+summary of row z at column k looks at that row's last
 Lw = W + F + 1 samples, h_z(k) = relu(K * X[z, k - Lw + 1 .. k]) (one linear
 layer over the window, a causal convolution in training). Row s at column i
 reads h_z(i + F) of every earlier row z < s, which covers exactly columns

@@ -1,8 +1,8 @@
 """Sparse WaveRNN: block magnitude pruning on the paper's cubic schedule.
 
-PAPER.md section 3. Every `every_steps` steps from t0 = `start_step`, each pruned
-matrix keeps its largest blocks and masks the k = round(z(t) * blocks) blocks of
-smallest mean magnitude, with
+docs/design.md, "Sparse path". Every `every_steps` steps from t0 = `start_step`,
+each pruned matrix keeps its largest blocks and masks the k = round(z(t) * blocks)
+blocks of smallest mean magnitude, with
 
     z(t) = Z (1 - (1 - (t - t0) / S)^3)   for t0 <= t <= t0 + S,
 

@@ -1,13 +1,15 @@
-"""experiments/batch_size_vs_quality.py: budgets, outputs and resuming."""
+"""experiments/batch_size_vs_quality: budgets, outputs and resuming."""
 
 import json
 import os
 
 import pytest
-from absl.testing import flagsaver
+from absl import flags
 
 from configs import demo
-from experiments import batch_size_vs_quality as bsq
+from experiments.batch_size_vs_quality import experiment
+from experiments.batch_size_vs_quality import main
+from experiments.batch_size_vs_quality import systems as systems_lib
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
 OUTPUTS = (
@@ -23,12 +25,12 @@ OUTPUTS = (
 @pytest.mark.parametrize("quick", [False, True])
 def test_every_model_gets_the_same_budget(quick, tmp_path):
     options = (
-        bsq.quick_options(workdir=str(tmp_path))
+        experiment.quick_options(workdir=str(tmp_path))
         if quick
-        else bsq.Options(workdir=str(tmp_path))
+        else experiment.Options(workdir=str(tmp_path))
     )
-    base = bsq.base_for(demo.get_config(), options)
-    systems = bsq.make_systems(base, options)
+    base = systems_lib.base_for(demo.get_config(), options)
+    systems = systems_lib.make_systems(base, options)
     models = [s for s in systems if s.kind == "model"]
     names = [s.name for s in models]
     assert names[:5] == ["B1", "B2_F16", "B4_F16", "B8_F16", "B16_F16"]
@@ -40,7 +42,7 @@ def test_every_model_gets_the_same_budget(quick, tmp_path):
         assert c.model.hidden_size == base.model.hidden_size
         assert c.train.num_steps == base.train.num_steps
         assert c.data.eval_seq_len == base.data.eval_seq_len
-        assert c.data.seq_len % s.factor == 0
+        assert c.data.seq_len % s.subscale_factor == 0
     if not quick:
         b16 = next(s for s in models if s.name == "B16_F16").config
         assert (b16.data.seq_len, b16.train.batch_size) == (3_200, 4)
@@ -48,7 +50,7 @@ def test_every_model_gets_the_same_budget(quick, tmp_path):
     assert kinds[-4:] == ["fold", "fold", "griffin_lim", "original"]
 
 
-def _check_outputs(root, records, clips):
+def _check_outputs(root, records, clips, report_clips=3):
     for name in OUTPUTS:
         assert os.path.getsize(os.path.join(root, name)) > 0, name
     lines = [json.loads(x) for x in open(os.path.join(root, "results.jsonl"))]
@@ -57,13 +59,18 @@ def _check_outputs(root, records, clips):
     for r in records:
         assert r["clips"] == clips
         assert r["lmd_db"] is not None and r["mcd_db"] is not None
+        assert r["clip_set"] == "subscale/demo_data (dev split)"
+        measured = os.listdir(os.path.join(root, "cells", r["system"]))
+        assert len([f for f in measured if f.endswith(".wav")]) == clips
         folder = os.path.join(root, "audio", r["system"])
         wavs = sorted(os.listdir(folder))
-        assert len(wavs) == clips
+        assert len(wavs) == min(clips, report_clips)
         for wav in wavs:
             assert f"audio/{r['system']}/{wav}" in html
             png = os.path.join(root, "spectrograms", r["system"], wav[:-4] + ".png")
             assert os.path.exists(png)
+    for cache in ("runs", "cells"):  # only the results are for git
+        assert open(os.path.join(root, cache, ".gitignore")).read() == "*\n"
     by_name = {r["system"]: r for r in records}
     assert by_name["original"]["lmd_db"] == 0.0
     assert by_name["B1"]["nll_bits"] > 0
@@ -73,7 +80,7 @@ def _check_outputs(root, records, clips):
 def test_small_run_writes_every_output_and_resumes(tmp_path):
     """One tiny model (B = 1) with every baseline and output, then a re-run."""
     root = str(tmp_path)
-    options = bsq.quick_options(
+    options = experiment.quick_options(
         workdir=root,
         factors=(1,),
         horizons=(),
@@ -81,7 +88,7 @@ def test_small_run_writes_every_output_and_resumes(tmp_path):
         clips=1,
         fold_chunks=(4,),
     )
-    records = bsq.run(demo.get_config(), options)
+    records = experiment.run(demo.get_config(), options)
     assert [r["system"] for r in records] == ["B1", "fold4", "griffin_lim", "original"]
     _check_outputs(root, records, clips=1)
     assert os.path.exists(os.path.join(root, "runs", "B1", "checkpoints", "2"))
@@ -92,7 +99,7 @@ def test_small_run_writes_every_output_and_resumes(tmp_path):
         for d, _, files in os.walk(cells)
         for f in files
     }
-    again = bsq.run(demo.get_config(), options)
+    again = experiment.run(demo.get_config(), options)
     assert again == records
     for path, stamp in stamps.items():
         assert os.path.getmtime(path) == stamp, f"{path} was measured again"
@@ -107,10 +114,13 @@ def test_quick_mode_from_the_command_line(tmp_path):
         "--quick",
         f"--workdir={root}",
         f"--base_config={os.path.join(CONFIGS, 'demo.py')}",
+        "--report_clips=1",
     ]
-    with flagsaver.flagsaver():
-        bsq.FLAGS(argv)
-        bsq.main(["batch_size_vs_quality"])
+    # Flags of their own, so that the test leaves absl's global FLAGS alone.
+    fv = flags.FlagValues()
+    main.define_flags(fv)
+    fv(argv)
+    main.main(["batch_size_vs_quality"], fv)
     records = [json.loads(x) for x in open(os.path.join(root, "results.jsonl"))]
     names = [r["system"] for r in records]
     assert names == [
@@ -125,4 +135,4 @@ def test_quick_mode_from_the_command_line(tmp_path):
         "griffin_lim",
         "original",
     ]
-    _check_outputs(root, records, clips=2)
+    _check_outputs(root, records, clips=2, report_clips=1)

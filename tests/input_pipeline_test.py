@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from configs import default
 from subscale import audio
 from subscale import errors
 from subscale import input_pipeline
@@ -243,3 +244,30 @@ def test_demo_corpus_is_small_complete_and_readable():
     x = audio.load(entries[0][0], 16_000)
     assert x.ndim == 1 and np.isfinite(x).all()
     assert soundfile.info(entries[0][0]).samplerate == 16_000
+
+
+def test_the_default_config_names_the_demo_corpus_without_a_machine_path():
+    train_dir = default.get_config().data.train_dir
+    assert train_dir == input_pipeline.DEMO_CORPUS
+    assert not os.path.isabs(train_dir)
+    assert input_pipeline.resolve_corpus(train_dir) == input_pipeline.DEMO_DIR
+    by_name = input_pipeline.list_audio(train_dir)
+    assert by_name == input_pipeline.list_audio(input_pipeline.DEMO_DIR)
+
+
+def test_resolve_corpus_leaves_other_paths_alone(tmp_path):
+    for path in (str(tmp_path), "relative/corpus", "", "x/subscale:demo_data"):
+        assert input_pipeline.resolve_corpus(path) == path
+
+
+def test_display_path_is_relative_to_the_package_or_the_repository(tmp_path):
+    assert input_pipeline.display_path(input_pipeline.DEMO_CORPUS) == (
+        "subscale/demo_data"
+    )
+    clip = os.path.join(input_pipeline.DEMO_DIR, "train", "x.flac")
+    assert input_pipeline.display_path(clip) == "subscale/demo_data/train/x.flac"
+    repo = os.path.dirname(input_pipeline.PACKAGE_DIR)
+    configs = os.path.join(repo, "configs")
+    assert input_pipeline.display_path(configs) == "configs"
+    assert input_pipeline.display_path(str(tmp_path)) == str(tmp_path)
+    assert input_pipeline.display_path("") == ""

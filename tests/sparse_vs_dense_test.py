@@ -1,4 +1,4 @@
-"""experiments/sparse_vs_dense.py: equal non-zeros, outputs and reuse of runs."""
+"""experiments.sparse_vs_dense: equal non-zeros, outputs and reuse of runs."""
 
 import json
 import os

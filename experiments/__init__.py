@@ -1,0 +1,1 @@
+"""Experiments and benchmarks: each runs as `python -m experiments.NAME`."""
