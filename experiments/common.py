@@ -23,13 +23,14 @@ import sys
 import time
 
 import jax
+import numpy as np
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
 from configs import tiny
-from subscale import audio
 from subscale import checkpointing
+from subscale import files
 from subscale import train
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,19 +84,42 @@ def command_line(name, argv=None):
     return " ".join([f"python -m experiments.{name}", *argv])
 
 
-def write_text(path, text):
-    """Writes a text file atomically (readers see the old or the new file)."""
-
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-
-    audio.atomic_write(path, write)
+write_text = files.write_text
 
 
 def write_jsonl(path, records):
     """Writes one JSON line per record, atomically."""
     write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def clean(value):
+    """JSON-safe: NaN -> None, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_json(path, record):
+    """Writes `record` (made JSON-safe) as an indented JSON file, atomically."""
+    write_text(path, json.dumps(clean(record), indent=1) + "\n")
+
+
+def read_cell(path, key):
+    """The stored cell at `path` if it was made for `key`, else None."""
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            cell = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return cell if cell.get("key") == clean(key) else None
 
 
 def make_ignored_folder(root, name):
@@ -205,12 +229,24 @@ def git_commit():
         return "unknown"
 
 
+def cpu_model():
+    """The CPU's model name (speed differs by CPU model, not only by core count)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(command):
     """Markdown lines naming the command, date, commit and machine of a result."""
     device = jax.devices()[0]
     return [
         f"- Command: `{command}`",
         f"- Date: {datetime.date.today().isoformat()}. Commit: {git_commit()}.",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} CPU cores, JAX "
+        f"- Machine: {cpu_model()}, {os.cpu_count()} CPU cores, JAX "
         f"{jax.__version__} on {device.platform} ({device.device_kind}).",
     ]

@@ -22,8 +22,9 @@ from absl import flags
 
 from experiments import common
 from subscale import baselines
+from subscale import evaluation
 from subscale import input_pipeline
-from subscale import train
+from subscale import models
 
 FLAGS = flags.FLAGS
 
@@ -36,17 +37,10 @@ def define_flags():
     flags.DEFINE_integer("frame", 320, "Samples per LPC frame.")
 
 
-def data_label(data):
-    """The crops' source, named without the machine's folders."""
-    if data.eval_dir:
-        return input_pipeline.display_path(data.eval_dir)
-    return f"{input_pipeline.display_path(data.train_dir)} (dev split)"
-
-
 def reference(config, orders, distributions, frame, workdir):
     """[{order, distribution, bits, samples, crops}] on the eval crops."""
-    data, _ = train.eval_data(config, workdir, 0)
-    crops = data["samples"]
+    utterances = input_pipeline.eval_utterances(config, workdir)
+    crops = input_pipeline.eval_crops_of(config, utterances, models.MEL_PAD)["samples"]
     results = []
     for order in orders:
         for distribution in distributions:
@@ -64,7 +58,7 @@ def reference(config, orders, distributions, frame, workdir):
                     bits=float(np.mean(np.concatenate(bits))),
                     samples=int(crops.size),
                     crops=int(crops.shape[0]),
-                    data=data_label(config.data),
+                    data=evaluation.data_label(config),
                 )
             )
     return results

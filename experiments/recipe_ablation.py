@@ -20,8 +20,9 @@ Rows (`ROWS`; a row that does not apply to a B is skipped):
 Sampling-only rows reuse the base model: `coarse_t0.7` (coarse temperature
 0.7) and `floor` (probability floor 0.002).
 
-Outputs under --workdir: `runs/<B>_<row>/` (training workdirs, ignored by git;
-finished runs are reused, unfinished ones resumed), `results.jsonl`,
+Outputs under --workdir: `runs/<B>_<row>/` (training workdirs) and `cells/`
+(each row's scores), both ignored by git, so that finished runs and scores are
+reused and unfinished runs resumed; `results.jsonl`,
 `results.md`, `ablation.png`.
 
 Run (from the repository root; each row trains about 9 minutes on 2 CPU cores):
@@ -34,8 +35,6 @@ Run (from the repository root; each row trains about 9 minutes on 2 CPU cores):
 import dataclasses
 import json
 import os
-import sys
-import time
 
 from absl import app
 from absl import flags
@@ -44,10 +43,9 @@ from matplotlib import figure
 
 from configs import demo
 from configs import demo_subscale
+from experiments import common
 from experiments import compare
-from experiments import workdirs
 from subscale import config_validation
-from subscale import train
 
 # name: (subscale factors it applies to, {config field: value}); a value that
 # is a function is called with the base config.
@@ -95,7 +93,7 @@ def quick_options(**given):
     """Tiny models, a few steps, one short clip: the pipeline in a few minutes."""
     defaults = dict(
         factors=(1, 4),
-        rows=("base", "pre_emphasis", "neighbours", "floor"),
+        rows=("base", "neighbours", "floor"),
         combine=("pre_emphasis", "crop_context"),
         num_steps=2,
         clips=1,
@@ -109,11 +107,12 @@ def base_config(factor, options):
     config = (demo if factor == 1 else demo_subscale).get_config()
     if options.quick:
         model = config.model.to_dict()
-        workdirs.shrink_to_tiny(config)
+        common.shrink_to_tiny(config)
         for name in ("subscale_factor", "future_horizon", "lookback"):
             config.model[name] = model[name]
         config.model.subscale_factor = factor
         config.data.seq_len = 400 * factor
+    config.data.cache_dir = os.path.join(options.workdir, "runs", "cache")
     config.train.num_steps = options.num_steps
     config.train.eval_every_steps = options.num_steps
     config.train.checkpoint_every_steps = max(1, min(200, options.num_steps))
@@ -142,19 +141,20 @@ def row_config(factor, row, options):
 
 
 def plan(options):
-    """[(factor, row)] to run, in order: training rows, then sampling rows."""
+    """[(factor, row)] to run, in order: each training row at every B, then the
+    sampling rows."""
     rows = [r for r in options.rows if r in ROWS]
     if options.combine:
         rows.append("combined")
     out = []
-    for factor in options.factors:
-        for row in rows:
-            applies = ROWS[row][0] if row in ROWS else (1, 16)
+    for row in rows:
+        applies = ROWS[row][0] if row in ROWS else (1, 16)
+        for factor in options.factors:
             if factor in applies or (factor > 1 and 16 in applies):
                 out.append((factor, row))
-        for row in options.rows:
-            if row in SAMPLING_ROWS:
-                out.append((factor, row))
+    for row in options.rows:
+        if row in SAMPLING_ROWS:
+            out.extend((factor, row) for factor in options.factors)
     return out
 
 
@@ -174,12 +174,23 @@ def run_row(factor, row, options):
             for k, v in overrides_of(row, options).items()
         }
     seconds = None
-    done = workdirs.latest_step(workdir, config)
-    if done is None or done < config.train.num_steps:
-        start = time.perf_counter()
-        train.train_and_evaluate(config, workdir)
-        seconds = time.perf_counter() - start
-    result = compare.score(workdir, options.clips, options.clip_seconds, "", sampling)
+    if row not in SAMPLING_ROWS:
+        seconds = common.train_to_budget(f"B{factor}_{row}", config, workdir)
+    cell = os.path.join(options.workdir, "cells", f"B{factor}_{row}.json")
+    key = dict(
+        step=common.latest_step(workdir, config),
+        clips=options.clips,
+        clip_seconds=options.clip_seconds,
+        sampling=sampling,
+    )
+    stored = common.read_cell(cell, key)
+    if stored is None:
+        result = compare.score(
+            workdir, options.clips, options.clip_seconds, "", sampling
+        )
+        common.write_json(cell, dict(key=key, metrics=result))
+    else:
+        result = stored["metrics"]
     return dict(
         factor=factor,
         row=row,
@@ -195,7 +206,7 @@ def markdown(records, options, command):
     lines = [
         "# Recipe ablation",
         "",
-        *workdirs.provenance(command),
+        *common.provenance(command),
         f"- Budget: {options.num_steps} steps per row, hidden "
         "256 (`configs/demo.py`, `configs/demo_subscale.py`), the same samples "
         f"per step; NLL on every dev crop; free-running on {options.clips} dev "
@@ -248,17 +259,18 @@ def plot(records, options, path):
 
 def run(options, command=""):
     """Runs every planned row (resuming), writes and returns the records."""
-    workdirs.make_runs_folder(options.workdir)
+    common.make_runs_folder(options.workdir)
+    common.make_ignored_folder(options.workdir, "cells")
     records = []
     for factor, row in plan(options):
         logging.info("Row %s at B = %d.", row, factor)
         record = run_row(factor, row, options)
         records.append(record)
-        workdirs.write_text(
+        common.write_text(
             os.path.join(options.workdir, "results.jsonl"),
             "".join(json.dumps(r) + "\n" for r in records),
         )
-        workdirs.write_text(
+        common.write_text(
             os.path.join(options.workdir, "results.md"),
             markdown(records, options, command),
         )
@@ -299,7 +311,7 @@ def options_from_flags():
 def main(argv):
     del argv
     options = options_from_flags()
-    command = " ".join(["python -m experiments.recipe_ablation"] + sys.argv[1:])
+    command = common.command_line("recipe_ablation")
     for record in run(options, command):
         print(json.dumps(record), flush=True)
 

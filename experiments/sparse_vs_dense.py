@@ -6,7 +6,7 @@ pruned to z = 1 - 1 / k^2 in 16x1 blocks (each gate separately, on the cubic
 schedule of docs/design.md, "Sparse path"), so that both hold 3 h^2 non-zeros
 in R. Every model gets the same training budget (steps, crops, learning-rate
 schedule) from --base_config, then its dev NLL is measured on the same dev
-crops (`train.evaluate`). The paper found the large sparse model better at
+crops (`evaluation.evaluate`). The paper found the large sparse model better at
 every sparsity up to 96 %.
 
 The pruning starts at 5 % of the steps and reaches z at 45 %, so the last 55 %
@@ -37,8 +37,9 @@ from absl import logging
 from matplotlib import figure
 
 from experiments import common
+from subscale import checkpointing
 from subscale import config_validation
-from subscale import train
+from subscale import evaluation
 
 FLAGS = flags.FLAGS
 
@@ -133,8 +134,8 @@ def train_and_measure(run, options):
     """Trains `run` to its budget (reusing a finished run) and measures it."""
     workdir = os.path.join(options.workdir, "runs", run.name)
     seconds = common.train_to_budget(run.name, run.config, workdir)
-    result = train.evaluate(run.config, workdir)
-    _, params, _, step = train.restore_params(workdir, run.config)
+    result = evaluation.evaluate(run.config, workdir)
+    _, params, _, step = checkpointing.restore_params(workdir, run.config)
     r = np.asarray(params["cell"]["R"])
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
     return dict(
@@ -163,7 +164,7 @@ def markdown(records, command):
         *common.provenance(command),
         "- Training: every model gets the base config's steps, crops and "
         "learning-rate schedule; R pruned in 16x1 blocks on the cubic schedule; "
-        "dev NLL on every dev crop (`train.evaluate`).",
+        "dev NLL on every dev crop (`evaluation.evaluate`).",
         "",
         "| model | hidden | sparsity of R | non-zeros in R | non-zeros in all | "
         "dev bits/sample | dev nats/sample | vs dense |",

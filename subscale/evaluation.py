@@ -247,10 +247,12 @@ def shaping_kwargs(sampling_config):
 
 
 def data_label(config):
-    """How the evaluated data is named in results: the eval folder, or the
-    corpus with "(dev split)"."""
+    """How the evaluated data is named in results, without the machine's
+    folders: the eval folder, or the corpus with "(dev split)"."""
     d = config.data
-    return d.eval_dir or f"{d.train_dir} (dev split)"
+    if d.eval_dir:
+        return input_pipeline.display_path(d.eval_dir)
+    return f"{input_pipeline.display_path(d.train_dir)} (dev split)"
 
 
 def evaluate(config, workdir, params=None, step=None, write=True):

@@ -6,7 +6,7 @@ step: crops get longer and batches smaller as B grows, so that every row of a
 crop has at least `systems.MIN_COLUMNS` columns), then scores each on held-out
 clips:
 
-- NLL in bits per sample, teacher-forced (`train.evaluate` on the held-out
+- NLL in bits per sample, teacher-forced (`evaluation.evaluate` on the held-out
   folder, the same crops for every B), and on the clips (`Vocoder.log_prob`);
 - vocoding quality of generated speech against the original
   (`subscale/metrics.py`): log-mel distance, MCD, F0 RMSE and voicing

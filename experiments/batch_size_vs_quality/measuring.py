@@ -6,7 +6,6 @@ settings) and its result, plus the wav it scored. A re-run reuses every cell
 whose key still matches, so only what changed is measured again.
 """
 
-import json
 import math
 import os
 import shutil
@@ -14,7 +13,6 @@ import statistics
 import time
 
 import jax
-import numpy as np
 import tqdm
 from absl import logging
 
@@ -24,39 +22,12 @@ from experiments.batch_size_vs_quality import scoring
 from experiments.batch_size_vs_quality import systems as systems_lib
 from subscale import audio
 from subscale import baselines
+from subscale import evaluation
+from subscale import files
 from subscale import metrics
-from subscale import train
+from subscale import plots
 
 GRIFFIN_LIM_ITERS = 32
-
-
-def clean(value):
-    """JSON-safe: NaN -> None, numpy scalars -> Python."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-def write_json(path, record):
-    common.write_text(path, json.dumps(clean(record), indent=1) + "\n")
-
-
-def read_cell(path, key):
-    """The stored cell at `path` if it was made for `key`, else None."""
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            cell = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return cell if cell.get("key") == clean(key) else None
 
 
 class Runner:
@@ -153,7 +124,7 @@ class Runner:
             path = self.path("cells", system.name, clip.name + ".json")
             wav = self.path("cells", system.name, clip.name + ".wav")
             key = self.cell_key(system, clip, seed)
-            cell = read_cell(path, key)
+            cell = common.read_cell(path, key)
             if cell is None or not os.path.exists(wav):
                 if system.kind == "original":
                     wave = audio.to_float(clip.samples)
@@ -165,7 +136,7 @@ class Runner:
                     log_p = self.vocoder(system.name).log_prob(clip.samples, clip.mel)
                     result["clip_nll_bits"] = -float(log_p.mean()) / math.log(2)
                 cell = dict(key=key, metrics=result)
-                write_json(path, cell)
+                common.write_json(path, cell)
                 logging.info(
                     "%s / %s: log-mel %.2f dB, MCD %.2f dB.",
                     system.name,
@@ -192,7 +163,7 @@ class Runner:
                 measured = self.path("cells", system.name, clip.name + ".wav")
                 wav = self.path("audio", system.name, clip.name + ".wav")
                 if not os.path.exists(wav):
-                    audio.atomic_write(
+                    files.atomic_write(
                         wav, lambda tmp, src=measured: shutil.copyfile(src, tmp)
                     )
                 png = self.path("spectrograms", system.name, clip.name + ".png")
@@ -202,10 +173,10 @@ class Runner:
                 original = None
                 if system.kind != "original":
                     original = audio.to_float(clip.samples)
-                audio.save_spectrogram_png(png, original, wave, mel_cfg)
+                plots.save_spectrogram_png(png, original, wave, mel_cfg)
 
     def nll(self):
-        """{model: teacher-forced held-out NLL in bits/sample} (`train.evaluate`)."""
+        """{model: held-out NLL in bits/sample} (`evaluation.evaluate`)."""
         result = {}
         for system in self.systems:
             if system.kind != "model":
@@ -216,14 +187,14 @@ class Runner:
                 eval_dir=system.config.data.eval_dir,
                 eval_seq_len=system.config.data.eval_seq_len,
             )
-            cell = read_cell(path, key)
+            cell = common.read_cell(path, key)
             if cell is None:
                 logging.info("%s: evaluating the held-out NLL.", system.name)
-                evaluated = train.evaluate(
+                evaluated = evaluation.evaluate(
                     system.config, systems_lib.run_dir(self.options, system)
                 )
                 cell = dict(key=key, metrics=evaluated)
-                write_json(path, cell)
+                common.write_json(path, cell)
             result[system.name] = cell["metrics"]
         return result
 
@@ -242,7 +213,7 @@ class Runner:
             clip=clip.spec,
             repeats=self.options.repeats,
         )
-        cell = read_cell(path, key)
+        cell = common.read_cell(path, key)
         if cell is not None:
             return cell["metrics"]
         times = {s.name: [] for s in timed}
@@ -255,5 +226,5 @@ class Runner:
                 times[system.name].append(time.perf_counter() - start)
         samples = clip.samples.shape[0]
         result = {name: samples / statistics.median(ts) for name, ts in times.items()}
-        write_json(path, dict(key=key, metrics=result))
+        common.write_json(path, dict(key=key, metrics=result))
         return result

@@ -6,9 +6,8 @@ import numpy as np
 from matplotlib import figure
 
 from experiments import common
-from experiments.batch_size_vs_quality import measuring
 from experiments.batch_size_vs_quality import scoring
-from subscale import audio
+from subscale import files
 from subscale import metrics
 from subscale import models
 
@@ -55,7 +54,7 @@ def summarize(runner, cells, nll, speed, options):
         if system.name in speed:
             record["samples_per_second"] = speed[system.name]
             record["real_time_factor"] = speed[system.name] / runner.rate
-        records.append(measuring.clean(record))
+        records.append(common.clean(record))
     return records
 
 
@@ -79,7 +78,7 @@ def markdown(records, options, command):
         *common.provenance(command),
         f"- Clips: {records[0]['clips']} x {options.clip_seconds} s from "
         f"{records[0]['clip_set']}. Metrics: `subscale/metrics.py` ({optional}).",
-        "- NLL: teacher-forced on every held-out crop (`train.evaluate`), bits "
+        "- NLL: teacher-forced on every held-out crop (`evaluation.evaluate`), bits "
         "per 16-bit sample. Speed: generating the first clip, median of "
         f"{options.repeats} round-robin rounds in this run.",
         "",
@@ -142,7 +141,7 @@ def markdown(records, options, command):
 
 
 def _save_figure(fig, path):
-    audio.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    files.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
 
 
 def _nan(value):

@@ -1,0 +1,45 @@
+"""experiments/recipe_ablation.py: rows, budgets and a quick end-to-end run."""
+
+import json
+import os
+
+from experiments import recipe_ablation
+
+
+def test_every_row_gets_the_same_budget():
+    options = recipe_ablation.Options(combine=("pre_emphasis", "crop_context"))
+    planned = recipe_ablation.plan(options)
+    assert (1, "neighbours") not in planned and (16, "neighbours") in planned
+    assert (1, "combined") in planned and (16, "floor") in planned
+    for factor, row in planned:
+        if row in recipe_ablation.SAMPLING_ROWS:
+            continue
+        config = recipe_ablation.row_config(factor, row, options)
+        base = recipe_ablation.row_config(factor, "base", options)
+        assert config.train.num_steps == 800
+        assert config.model.hidden_size == 256
+        assert (
+            config.data.seq_len * config.train.batch_size
+            == base.data.seq_len * base.train.batch_size
+        )
+    combined = recipe_ablation.row_config(16, "combined", options)
+    assert combined.data.pre_emphasis == 0.85 and combined.data.crop_context
+
+
+def test_quick_run_writes_results_and_reuses_runs(tmp_path):
+    options = recipe_ablation.quick_options(workdir=str(tmp_path))
+    records = recipe_ablation.run(options, "test")
+    rows = {(r["factor"], r["row"]) for r in records}
+    assert rows == set(recipe_ablation.plan(options))
+    for name in ("results.jsonl", "results.md", "ablation.png"):
+        assert os.path.getsize(os.path.join(tmp_path, name)) > 0
+    for record in records:
+        assert record["eval_bits"] > 0 and "loudness_corr" in record
+    with open(os.path.join(tmp_path, "results.md")) as f:
+        text = f.read()
+    assert "| neighbours |" in text and "| combined |" in text
+    # A second run trains nothing.
+    again = recipe_ablation.run(options, "test")
+    assert all(r["train_seconds"] is None for r in again)
+    with open(os.path.join(tmp_path, "results.jsonl")) as f:
+        assert len([json.loads(line) for line in f]) == len(records)
