@@ -8,6 +8,8 @@ distance, loudness correlation, quiet-frame excess, STOI, PESQ).
 
 Rows (`ROWS`; a row that does not apply to a B is skipped):
 - base: the recipe before this experiment.
+- lp: a linear prediction of each sample from the mel, over the 16 nearest
+  samples its context allows, enters the cell (`model.lp_order`).
 - pre_emphasis: the model learns y[t] = x[t] - 0.85 x[t - 1] (`data.pre_emphasis`).
 - crop_context: real samples around each crop as context (`data.crop_context`).
 - neighbours: B > 1 rows s - 1, s - 2 at columns i, i + 1 enter the cell
@@ -51,6 +53,7 @@ from subscale import config_validation
 # is a function is called with the base config.
 ROWS = {
     "base": ((1, 16), {}),
+    "lp": ((1, 16), {"model.lp_order": 16}),
     "pre_emphasis": ((1, 16), {"data.pre_emphasis": 0.85}),
     "crop_context": ((1, 16), {"data.crop_context": True}),
     "neighbours": ((16,), {"model.neighbour_rows": 2}),

@@ -52,6 +52,7 @@ ADDED_FIELDS = {
     "data.crop_context": False,
     "model.neighbour_rows": 0,
     "model.fine_input_scale": 1.0,
+    "model.lp_order": 0,
     "train.input_noise": (0.0, 0.0),
     "train.input_noise_start": 0,
     "train.eval_clips": 0,

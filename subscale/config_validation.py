@@ -85,6 +85,8 @@ def validate(config):
         _fail("sampling.prob_floor", sp.prob_floor, "must be in [0, 1/256)")
     if not 0.0 <= d.pre_emphasis < 1.0:
         _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")
+    if m.lp_order < 0:
+        _fail("model.lp_order", m.lp_order, "must be >= 0 (0 = no linear prediction)")
     if m.fine_input_scale < 0:
         _fail("model.fine_input_scale", m.fine_input_scale, "must be >= 0")
     if m.neighbour_rows:

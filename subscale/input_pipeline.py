@@ -24,6 +24,7 @@ from absl import logging
 from subscale import audio
 from subscale import errors
 from subscale import files
+from subscale import linear_prediction
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 # "subscale:NAME" names a corpus shipped inside the package, so that a config
@@ -544,12 +545,16 @@ def eval_utterances(config, workdir):
 
 def context_columns(config):
     """(left, right) grid columns of real waveform handed to the model around
-    each crop as context (`data.crop_context`): the lookback (at least the one
-    previous sample) before it and the future horizon after it."""
+    each crop as context (`data.crop_context`): what the context network, the
+    previous sample and the linear predictor read before it (the lookback, at
+    least one column) and after it (the future horizon)."""
     if not config.data.get("crop_context", False):
         return (0, 0)
     m = config.model
-    return (max(int(m.lookback), 1), int(m.future_horizon))
+    before, _ = linear_prediction.reach(
+        int(m.subscale_factor), int(m.future_horizon), int(m.get("lp_order", 0))
+    )
+    return (max(int(m.lookback), 1, before), int(m.future_horizon))
 
 
 def _margin_samples(config):

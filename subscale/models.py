@@ -57,6 +57,7 @@ import numpy as np
 
 from subscale import audio
 from subscale import folding
+from subscale import linear_prediction
 
 MEL_PAD = 3
 NUM_CLASSES = 256
@@ -81,6 +82,11 @@ class ModelConfig:
     neighbour_rows: int = 0
     fine_input_scale: float = 1.0
     pre_emphasis: float = 0.0
+    lp_order: int = 0
+    sample_rate: int = 16_000
+    n_fft: int = 1024
+    fmin: float = 40.0
+    fmax: float = 8_000.0
     dtype: str = "float32"
     param_dtype: str = "float32"
 
@@ -105,6 +111,11 @@ class ModelConfig:
             neighbour_rows=int(m.get("neighbour_rows", 0)),
             fine_input_scale=float(m.get("fine_input_scale", 1.0)),
             pre_emphasis=float(config.data.get("pre_emphasis", 0.0)),
+            lp_order=int(m.get("lp_order", 0)),
+            sample_rate=int(config.data.sample_rate),
+            n_fft=int(config.data.n_fft),
+            fmin=float(config.data.fmin),
+            fmax=float(config.data.fmax),
             dtype=str(m.dtype),
             param_dtype=str(m.param_dtype),
         )
@@ -336,6 +347,8 @@ class WaveRNNCell(nn.Module):
             self.I_context = nn.Dense(3 * h, use_bias=False, **kw)
         if cfg.neighbour_offsets:
             self.I_neighbours = nn.Dense(3 * h, use_bias=False, **kw)
+        if cfg.lp_order:
+            self.I_lp = nn.Dense(3 * h, use_bias=False, **kw)
         self.I_coarse = self.param(
             "I_coarse", nn.initializers.normal(0.5), (3, h // 2), cfg.param_dtype
         )
@@ -344,7 +357,9 @@ class WaveRNNCell(nn.Module):
         self.O3 = nn.Dense(h // 2, **kw)
         self.O4 = nn.Dense(NUM_CLASSES, **kw)
 
-    def input_projection(self, prev, cond_ih, context=None, neighbours=None):
+    def input_projection(
+        self, prev, cond_ih, context=None, neighbours=None, prediction=None
+    ):
         """I x: the input contributions to the gates, [..., 3, H].
 
         Args:
@@ -354,8 +369,12 @@ class WaveRNNCell(nn.Module):
           neighbours: [..., 2 k] the input features of the k earlier-row
             samples of `ModelConfig.neighbour_offsets` (0 where the row does
             not exist), or None.
+          prediction: [..., 1] the linear prediction of the sample
+            (`linear_prediction.py`, in [-1, 1] units), or None.
         """
         ih = self.I(prev.astype(self.cfg.dtype)) + cond_ih
+        if prediction is not None:
+            ih = ih + self.I_lp(prediction.astype(self.cfg.dtype))
         if context is not None:
             ih = ih + self.I_context(context)
         if neighbours is not None:
@@ -510,8 +529,11 @@ class SubscaleWaveRNN(nn.Module):
         cond = upsample(frame_cond, jnp.arange(b)[:, None], times, cfg.hop_length)
         cond_ih = self.cell.cond_projection(folding.fold(cond, factor, axis=1))
         context = self.context(grid, margins) if cfg.has_context else None
+        prediction = None
+        if cfg.lp_order:
+            prediction = self._prediction(inputs, crop_valid, mel, left, t)
         ih = self.cell.input_projection(
-            prev, cond_ih, context, self._neighbours(grid, left, n)
+            prev, cond_ih, context, self._neighbours(grid, left, n), prediction
         )
         h = cfg.hidden_size
         target_coarse = audio.scale(folding.fold(audio.split(samples)[0], factor, 1))
@@ -525,6 +547,24 @@ class SubscaleWaveRNN(nn.Module):
             self.cell.coarse_logits(states[..., :half]),
             self.cell.fine_logits(states[..., half:]),
         )
+
+    def _prediction(self, inputs, grid_valid, mel, left, t):
+        """The linear prediction of every crop sample from the samples its
+        context allows: [b, B, n, 1] (see `linear_prediction.py`)."""
+        cfg = self.cfg
+        factor = cfg.subscale_factor
+        _, _, d = linear_prediction.offsets(factor, cfg.future_horizon, cfg.lp_order)
+        valid = folding.unfold(grid_valid, axis=1)
+        x = jnp.where(valid, audio.to_float(inputs), 0.0)
+        reach = int(np.abs(d).max())
+        x = jnp.pad(x, ((0, 0), (reach, reach)))
+        time = jnp.arange(t)
+        row = time % factor
+        coef = linear_prediction.coefficients(cfg, mel)  # [b, f + 2 MEL_PAD, B, K]
+        coef = coef[:, time // cfg.hop_length + MEL_PAD, row]  # [b, t, K]
+        index = reach + left * factor + time[:, None] + d[row]  # [t, K]
+        prediction = jnp.sum(coef * x[:, index], axis=-1)
+        return folding.fold(prediction, factor, axis=1)[..., None]
 
     def _neighbours(self, grid, left, n):
         """Earlier-row samples of every (s, i) that enter the cell directly:
@@ -563,7 +603,16 @@ class SubscaleWaveRNN(nn.Module):
         return self.context.mix_rows(by_offset, rows)
 
     def step(
-        self, h, prev, cond_ih, context, draw, rh=None, heads=None, neighbours=None
+        self,
+        h,
+        prev,
+        cond_ih,
+        context,
+        draw,
+        rh=None,
+        heads=None,
+        neighbours=None,
+        prediction=None,
     ):
         """One sampling step for a batch of rows: coarse, then fine.
 
@@ -581,12 +630,13 @@ class SubscaleWaveRNN(nn.Module):
             path multiplies the pruned output layers from packed blocks).
           neighbours: [r, 2 k] earlier-row samples (`ModelConfig.neighbour_offsets`)
             or None.
+          prediction: [r, 1] linear prediction of each row's sample, or None.
 
         Returns:
           (new state [r, H], coarse [r], fine [r], coarse logits, fine logits).
         """
         half = self.cfg.hidden_size // 2
-        ih = self.cell.input_projection(prev, cond_ih, context, neighbours)
+        ih = self.cell.input_projection(prev, cond_ih, context, neighbours, prediction)
         if rh is None:
             rh = self.cell.recurrent_projection(h)
         else:

@@ -31,6 +31,7 @@ import numpy as np
 from subscale import audio
 from subscale import errors
 from subscale import folding
+from subscale import linear_prediction
 from subscale import models
 from subscale import sparsity
 
@@ -43,6 +44,7 @@ class Plan:
     """Static geometry of one generation and the per-row constants."""
 
     frame_cond: jax.Array  # [N, m, 3H] projected conditioning of m frames
+    lp: jax.Array  # [N, m, B, K] predictor coefficients of the same frames
     frame_offset: jax.Array  # shifted frame index of frame_cond[:, 0]
     row: jax.Array  # [R] subscale row s of each row
     utterance: jax.Array  # [R] utterance of each row
@@ -60,6 +62,7 @@ class Carry:
     prev: jax.Array  # [R, 2] scaled coarse and fine of the row's last sample
     window: jax.Array  # [R, Lw, 2] the row's newest samples (B > 1)
     ring: jax.Array  # [R, K, d] the row's last K context summaries (B > 1)
+    history: jax.Array  # [R, D] the row's last D samples in [-1, 1] (lp_order)
 
 
 def pad_frames(mel, lengths):
@@ -81,10 +84,22 @@ def pad_frames(mel, lengths):
 
 
 def frame_features(model, params, mel, lengths):
-    """Conditioning features of every frame: [N, f, n_mels] -> [N, f + 2, C]."""
-    return model.apply(
-        {"params": params}, pad_frames(mel, lengths), method="frame_features"
-    )
+    """Per-frame features: [N, f, n_mels] -> [N, f + 2, C (+ B K)].
+
+    The C conditioning features of each (shifted) frame, followed, for a model
+    with `lp_order`, by its B x K predictor coefficients, so that streaming
+    slices both with one window.
+    """
+    cfg = model.cfg
+    padded = pad_frames(mel, lengths)
+    features = model.apply({"params": params}, padded, method="frame_features")
+    if not cfg.lp_order:
+        return features
+    first = models.MEL_PAD - 1  # shifted frame 0 is frame -1
+    coef = linear_prediction.coefficients(cfg, padded)
+    coef = coef[:, first : first + features.shape[1]]
+    coef = coef.reshape(coef.shape[:2] + (-1,)).astype(features.dtype)
+    return jnp.concatenate([features, coef], axis=-1)
 
 
 def make_plan(model, params, features, key, lengths, frame_offset=0, window=None):
@@ -106,6 +121,11 @@ def make_plan(model, params, features, key, lengths, frame_offset=0, window=None
     num, frames = features.shape[0], features.shape[1] - 2
     if window is not None:
         features = jax.lax.dynamic_slice_in_dim(features, frame_offset, window, 1)
+    lp = jnp.zeros(features.shape[:2] + (factor, 0), features.dtype)
+    if cfg.lp_order:
+        width = factor * cfg.lp_order
+        lp = features[..., -width:].reshape(features.shape[:2] + (factor, -1))
+        features = features[..., :-width]
     frame_cond = model.apply({"params": params}, features, method="project_frames")
     columns = folding.num_columns(frames * cfg.hop_length, factor)
     rows = np.arange(num * factor)
@@ -119,6 +139,7 @@ def make_plan(model, params, features, key, lengths, frame_offset=0, window=None
         keys = jax.vmap(lambda n: jax.random.fold_in(key, n))(jnp.arange(num))
     return Plan(
         frame_cond=frame_cond,
+        lp=lp,
         frame_offset=jnp.asarray(frame_offset, jnp.int32),
         row=row,
         utterance=utterance,
@@ -146,6 +167,15 @@ def init_carry(cfg, num_rows):
             (num_rows, cfg.ring_size if cfg.has_context else 0, cfg.context_summary),
             cfg.dtype,
         ),
+        history=jnp.zeros((num_rows, _history_columns(cfg)), jnp.float32),
+    )
+
+
+def _history_columns(cfg):
+    if not cfg.lp_order:
+        return 0
+    return linear_prediction.history_columns(
+        cfg.subscale_factor, cfg.future_horizon, cfg.lp_order
     )
 
 
@@ -286,6 +316,11 @@ def make_step(
     offsets = jnp.arange(1, factor)
     apply = functools.partial(model.apply, {"params": params})
     recurrent, heads = sparse_products(params, sparse_layouts or {}, cfg.dtype)
+    if cfg.lp_order:
+        lp_rows_back, lp_columns, _ = (
+            jnp.asarray(a)
+            for a in linear_prediction.offsets(factor, horizon, cfg.lp_order)
+        )
 
     def step(carry, xs):
         t, u = xs
@@ -333,6 +368,18 @@ def make_step(
                 ],
                 axis=-1,
             )
+        prediction = None
+        if cfg.lp_order:
+            # Row s - o's column i + c, held in slot (i + c) mod D of its
+            # history (`linear_prediction.history_columns`); columns before 0
+            # were never written and read as silence.
+            depth = carry.history.shape[1]
+            frame = times // cfg.hop_length + 1 - plan.frame_offset
+            coef = plan.lp[plan.utterance, frame, plan.row]  # [R, K]
+            source = rows[:, None] - lp_rows_back[plan.row]
+            slot = jnp.remainder(i[:, None] + lp_columns[plan.row], depth)
+            values = carry.history[source, slot]
+            prediction = jnp.sum(coef * values, axis=-1, keepdims=True)
         rh = None if recurrent is None else recurrent(carry.h)
         h, coarse, fine, logits_c, logits_f = apply(
             carry.h,
@@ -343,6 +390,7 @@ def make_step(
             rh,
             heads,
             neighbours,
+            prediction,
             method="step",
         )
         x = (cfg.input_features(coarse, fine) * active[:, None]).astype(cfg.dtype)
@@ -351,7 +399,14 @@ def make_step(
             prev=jnp.where(active[:, None], x, carry.prev),
             window=carry.window,
             ring=carry.ring,
+            history=carry.history,
         )
+        if cfg.lp_order:
+            value = audio.to_float(audio.join(coarse, fine)) * active
+            slot = jnp.remainder(i, carry.history.shape[1])
+            old = carry.history[rows, slot]
+            history = carry.history.at[rows, slot].set(jnp.where(started, value, old))
+            new = new.replace(history=history)
         if cfg.has_context:
             shifted = jnp.concatenate([carry.window[:, 1:], x[:, None]], axis=1)
             window = jnp.where(started[:, None, None], shifted, carry.window)

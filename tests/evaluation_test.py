@@ -23,13 +23,13 @@ OLD_WORKDIR = os.path.join(os.path.dirname(__file__), "testdata", "old_workdir")
 def test_loudness_metrics():
     rng = np.random.default_rng(0)
     hop = 100
-    envelope = np.repeat(np.linspace(0.001, 0.5, 40), hop)
+    envelope = np.repeat(np.geomspace(0.001, 0.5, 40), hop)
     ref = envelope * rng.standard_normal(envelope.size)
     assert metrics.loudness_correlation(ref, ref, hop) == pytest.approx(1.0)
     assert metrics.quiet_excess_db(ref, ref, hop) == pytest.approx(0.0)
     flat = 0.1 * rng.standard_normal(envelope.size)
     assert metrics.loudness_correlation(ref, flat, hop) < 0.5
-    # Noise at -20 dB fills the quiet frames, which sit near -60 dB.
+    # Noise at -20 dB fills the quiet frames, which sit near -55 dB.
     assert metrics.quiet_excess_db(ref, flat, hop) > 20.0
     levels = metrics.frame_levels(np.zeros(300), hop)
     np.testing.assert_array_equal(levels, metrics.LEVEL_FLOOR_DB)

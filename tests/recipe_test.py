@@ -313,3 +313,69 @@ def test_fold_of_neighbour_offsets_matches_original_times():
             p = folding.original_time(s - o, 5 + c, 8)
             q = folding.original_time(s, 5, 8)
             assert folding.may_depend(p, q, 8, 3)
+
+
+# --- Linear prediction from the mel. ---
+
+
+def test_linear_prediction_from_the_mel_predicts_real_speech():
+    from subscale import linear_prediction
+
+    path = "subscale/demo_data/train/en_US_f_Allison/vm-tomakecall.flac"
+    mel_cfg = audio.MelConfig(16_000, 1024, 200, 800, 80, 40.0, 8_000.0)
+    x = audio.load(path, 16_000)
+    mel = audio.mel(x, mel_cfg)
+    cfg = models.ModelConfig(
+        hidden_size=4, cond_channels=2, n_mels=80, hop_length=200, lp_order=16
+    )
+    coef = np.asarray(linear_prediction.coefficients(cfg, jnp.asarray(mel)))[:, 0]
+    t = mel.shape[0] * 200
+    x = x[:t]
+    _, _, d = linear_prediction.offsets(1, 0, 16)
+    padded = np.pad(x, (16, 0))
+    past = np.stack([padded[16 + k : 16 + k + t] for k in d[0]], axis=-1)
+    prediction = np.sum(coef[np.arange(t) // 200] * past, axis=-1)
+    gain = 10 * np.log10(np.mean(x**2) / np.mean((x - prediction) ** 2))
+    assert gain > 15.0  # 21 dB when measured
+
+
+def test_linear_prediction_offsets_are_allowed_and_held_by_the_sampler():
+    from subscale import linear_prediction
+
+    for factor, horizon in [(1, 0), (4, 2), (16, 16), (16, 1)]:
+        rows_back, columns, d = linear_prediction.offsets(factor, horizon, 8)
+        depth = linear_prediction.history_columns(factor, horizon, 8)
+        for s in range(factor):
+            for o, c, dd in zip(rows_back[s], columns[s], d[s]):
+                p = folding.original_time(s - o, 50 + c, factor)
+                q = folding.original_time(s, 50, factor)
+                assert p - q == dd and folding.may_depend(p, q, factor, horizon)
+                assert o * (horizon + 1) - c < depth
+        # Nearest first: the previous sample leads at every row that has it.
+        assert all(d[s, 0] == -1 for s in range(1, factor))
+
+
+@pytest.mark.parametrize(
+    "factor,horizon,lookback,order",
+    [(1, 0, 0, 6), (4, 2, 3, 5), (16, 1, 2, 4)],
+)
+def test_train_equals_sample_with_linear_prediction(factor, horizon, lookback, order):
+    cfg, model, params, _, mel, _ = recipe_setup(
+        factor, horizon, lookback, 96, lp_order=order
+    )
+    assert params["cell"]["I_lp"]["kernel"].shape == (1, 48)
+    sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
+    samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
+    padded = sampling.pad_frames(mel, jnp.array([mel.shape[1]]))
+    expected = model.apply({"params": params}, samples[None], padded)[0]
+    np.testing.assert_allclose(log_p, expected, atol=5e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "factor,horizon,lookback,length", [(1, 0, 0, 32), (4, 2, 3, 64), (16, 1, 2, 128)]
+)
+def test_exact_dependencies_with_linear_prediction(factor, horizon, lookback, length):
+    _, model, params, samples, _, padded = recipe_setup(
+        factor, horizon, lookback, length, lp_order=6
+    )
+    subscale_test.check_dependencies(model, params, samples, padded, factor, horizon)
