@@ -230,45 +230,6 @@ def draw_gumbel(probs, key):
     return jnp.argmax(log_p + g, axis=-1).astype(jnp.int32)
 
 
-def sparse_products(params, layouts, dtype):
-    """The block-sparse stand-ins of `models.SubscaleWaveRNN.step`.
-
-    Args:
-      params: the model's parameters (pruned weights are exact zeros).
-      layouts: {name: sparsity.BlockLayout} of the matrices to multiply
-        block-sparsely (`sparsity.sampling_layouts`); {} for none.
-      dtype: compute dtype.
-
-    Returns:
-      (rh, heads): rh maps h [r, H] to R h + R_bias [r, 3H], or is None when R
-      stays dense; heads is the (coarse, fine) pair of output functions
-      O2(relu(O1 y)) and O4(relu(O3 y)), or None when O1..O4 all stay dense.
-    """
-    cell = params["cell"]
-
-    def linear(name):
-        if name == "R":
-            kernel, bias = cell["R"], cell["R_bias"]
-        else:
-            kernel, bias = cell[name]["kernel"], cell[name]["bias"]
-        kernel, bias = kernel.astype(dtype), bias.astype(dtype)
-        if name not in layouts:
-            return lambda x: x @ kernel + bias
-        layout = layouts[name]
-        packed = sparsity.pack_blocks(kernel, layout)
-        return lambda x: sparsity.block_sparse_matmul(x, packed, layout) + bias
-
-    rh = linear("R") if "R" in layouts else None
-    heads = None
-    if any(name in layouts for name in ("O1", "O2", "O3", "O4")):
-        o1, o2, o3, o4 = (linear(name) for name in ("O1", "O2", "O3", "O4"))
-        heads = (
-            lambda y: o2(jax.nn.relu(o1(y))),
-            lambda y: o4(jax.nn.relu(o3(y))),
-        )
-    return rh, heads
-
-
 def make_step(
     model, params, plan, shaping, noise, with_log_probs=True, sparse_layouts=None
 ):
@@ -285,7 +246,7 @@ def make_step(
     rows = jnp.arange(num_rows)
     offsets = jnp.arange(1, factor)
     apply = functools.partial(model.apply, {"params": params})
-    recurrent, heads = sparse_products(params, sparse_layouts or {}, cfg.dtype)
+    recurrent, heads = sparsity.sparse_products(params, sparse_layouts or {}, cfg.dtype)
 
     def step(carry, xs):
         t, u = xs
