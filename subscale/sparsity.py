@@ -43,6 +43,8 @@ from subscale import errors
 from subscale import models
 
 PRUNABLE = ("R", "O1", "O2", "O3", "O4", "context")
+# The `models.MATRIX_PATHS` names of a PRUNABLE name that is not one itself.
+_MATRICES = {"context": ("context_summary", "context_mix")}
 # Matrices the sampler can multiply block-sparsely (the context network's
 # kernels are small and stay dense).
 SAMPLED = ("R", "O1", "O2", "O3", "O4")
@@ -106,23 +108,16 @@ def pruned_matrices(params, cfg):
     """{path: number of column groups} of the pruned leaves of `params`.
 
     R is split into its three gates (groups); other kernels have one group.
+    The context network's kernels are pruned when `params` has them (B > 1).
     """
+    flat = traverse_util.flatten_dict(params)
     chosen = {}
-    for path in traverse_util.flatten_dict(params):
-        name = _matrix_name(path)
-        if name is not None and name in cfg.prune:
-            chosen[path] = 3 if name == "R" else 1
+    for pruned in cfg.prune:
+        for name in _MATRICES.get(pruned, (pruned,)):
+            path = models.MATRIX_PATHS[name]
+            if path in flat:
+                chosen[path] = 3 if name == "R" else 1
     return chosen
-
-
-def _matrix_name(path):
-    if path[:2] == ("cell", "R"):
-        return "R"
-    if path[0] == "cell" and len(path) == 3 and path[1] in ("O1", "O2", "O3", "O4"):
-        return path[1] if path[2] == "kernel" else None
-    if path[0] == "context" and path[1] in ("summary_kernel", "mix"):
-        return "context"
-    return None
 
 
 def init_masks(params, cfg):
@@ -341,12 +336,11 @@ def sampling_layouts(params, cfg, max_density=1.0):
     """
     if not cfg.enabled:
         return {}
-    cell = params["cell"]
     layouts = {}
     for name in SAMPLED:
         if name not in cfg.prune:
             continue
-        kernel = cell["R"] if name == "R" else cell[name]["kernel"]
+        kernel = models.matrix(params, name)
         layout = block_layout(np.asarray(kernel), cfg.block_shape)
         if layout.density <= max_density:
             layouts[name] = layout
@@ -367,14 +361,10 @@ def sparse_products(params, layouts, dtype):
       stays dense; heads is the (coarse, fine) pair of output functions
       O2(relu(O1 y)) and O4(relu(O3 y)), or None when O1..O4 all stay dense.
     """
-    cell = params["cell"]
 
     def linear(name):
-        if name == "R":
-            kernel, bias = cell["R"], cell["R_bias"]
-        else:
-            kernel, bias = cell[name]["kernel"], cell[name]["bias"]
-        kernel, bias = kernel.astype(dtype), bias.astype(dtype)
+        kernel = models.matrix(params, name).astype(dtype)
+        bias = models.bias(params, name).astype(dtype)
         if name not in layouts:
             return lambda x: x @ kernel + bias
         layout = layouts[name]

@@ -142,5 +142,5 @@ def test_a_workdir_written_before_the_recipe_fields_still_loads(tmp_path):
         atol=1e-5,
     )
     _, _, masks, step = checkpointing.restore_params(workdir)
-    kernel = masks["cell"]["R"]
+    kernel = models.matrix(masks, "R")
     assert step == 4 and 0.4 < 1 - float(np.mean(kernel)) < 0.6
