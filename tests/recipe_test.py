@@ -11,6 +11,7 @@ from subscale import folding
 from subscale import input_pipeline
 from subscale import models
 from subscale import sampling
+from tests import oracles
 from tests import subscale_test
 
 HOP = subscale_test.HOP
@@ -312,4 +313,4 @@ def test_fold_of_neighbour_offsets_matches_original_times():
         for s in range(o, 8):
             p = folding.original_time(s - o, 5 + c, 8)
             q = folding.original_time(s, 5, 8)
-            assert folding.may_depend(p, q, 8, 3)
+            assert oracles.may_depend(p, q, 8, 3)
