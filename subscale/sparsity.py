@@ -248,13 +248,6 @@ def maybe_update_masks(state, step, config):
     return state.replace(masks=masks, params=apply_masks(state.params, masks))
 
 
-def sparsity_of(params, masks):
-    """{matrix path: fraction of zero weights} for the masked matrices."""
-    flat = traverse_util.flatten_dict(masks)
-    values = traverse_util.flatten_dict(params)
-    return {"/".join(path): float(jnp.mean(values[path] == 0)) for path in flat}
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class BlockLayout:
     """Where the kept blocks of a pruned kernel [in, out] are (host-side, static).

@@ -3,11 +3,11 @@
 Notation: b batch, t samples per crop.
 
 The train state is a pytree (`TrainState`); `train_step` is pure, jitted once,
-with the state donated. Per-step randomness is `fold_in(state.rng, state.step)`
-and the data of a step depends only on (seed, step), so a resumed run computes
-exactly what an uninterrupted one would. Data parallel: one `data` mesh axis
-over all devices, parameters replicated, batches sharded along it; the same
-code runs multi-host after `jax.distributed.initialize()`.
+with the state donated. The step draws no random numbers: the data of a step,
+input noise included, is drawn on the host from (seed, step) alone, so a resumed
+run computes exactly what an uninterrupted one would. Data parallel: one `data`
+mesh axis over all devices, parameters replicated, batches sharded along it; the
+same code runs multi-host after `jax.distributed.initialize()`.
 
 Metrics stay on the device until a log step (or a checkpoint save), where the
 host fetches them, checks that every loss and gradient since the last check was
@@ -51,7 +51,6 @@ class TrainState:
     step: jax.Array  # int32 scalar: optimizer steps taken
     params: Any
     opt_state: Any
-    rng: jax.Array  # base key; step t uses fold_in(rng, t)
     masks: Any  # pruning masks ({} when dense), see sparsity.py
     skipped: jax.Array  # int32 scalar: non-finite steps skipped
 
@@ -74,7 +73,9 @@ def make_optimizer(config):
 
 def create_train_state(config, model, optimizer, key, example):
     """A fresh state: parameters from `key`, masks for the configured pruning."""
-    init_key, rng = jax.random.split(key)
+    # Split as when the state held a second key, so that a seed still gives
+    # the parameters it gave before (and that `api.create` gives).
+    init_key, _ = jax.random.split(key)
     params, masks = sparsity.init_params(
         model.cfg, sparsity.SparsityConfig.from_config(config), init_key
     )
@@ -82,7 +83,6 @@ def create_train_state(config, model, optimizer, key, example):
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=optimizer.init(params),
-        rng=rng,
         masks=masks,
         skipped=jnp.zeros((), jnp.int32),
     )
