@@ -73,16 +73,12 @@ def validate(config):
             f"must be one of {sampling.NOISE_KINDS}",
         )
     sp = config.sampling
-    if sp.temperature <= 0:
-        _fail("sampling.temperature", sp.temperature, "must be > 0")
-    if sp.coarse_temperature < 0:
-        _fail(
-            "sampling.coarse_temperature",
-            sp.coarse_temperature,
-            "must be > 0, or 0 for sampling.temperature",
-        )
-    if not 0.0 <= sp.prob_floor < 1.0 / 256:
-        _fail("sampling.prob_floor", sp.prob_floor, "must be in [0, 1/256)")
+    sampling.check_shaping(
+        sp.temperature,
+        sp.coarse_temperature or None,  # 0: the same as the temperature
+        sp.prob_floor,
+        prefix="sampling.",
+    )
     if not 0.0 <= d.pre_emphasis < 1.0:
         _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")
     if m.fine_input_scale < 0:

@@ -548,18 +548,27 @@ def check_chunk_frames(chunk_frames, hop_length, factor):
         )
 
 
-def check_shaping(temperature, coarse_temperature=None, floor=0.0):
-    """Raises SubscaleError naming the bad sampling argument."""
+def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
+    """Raises SubscaleError naming the bad shaping value (see `Shaping`).
+
+    Args:
+      temperature: the fine (and default coarse) softmax temperature.
+      coarse_temperature: the coarse softmax temperature; None for
+        `temperature` (the config's 0 is passed as None).
+      floor: the probability floor, `prob_floor`.
+      prefix: put before each name in the message: "" for the arguments of
+        `sample_fn` and the API, "sampling." for the config fields.
+    """
     if temperature <= 0:
-        raise errors.SubscaleError(f"temperature={temperature}: must be > 0")
+        raise errors.SubscaleError(f"{prefix}temperature={temperature}: must be > 0")
     if coarse_temperature is not None and coarse_temperature <= 0:
         raise errors.SubscaleError(
-            f"coarse_temperature={coarse_temperature}: must be > 0"
+            f"{prefix}coarse_temperature={coarse_temperature}: must be > 0"
         )
     if not 0.0 <= floor < 1.0 / models.NUM_CLASSES:
         raise errors.SubscaleError(
-            f"prob_floor={floor}: must be in [0, 1/{models.NUM_CLASSES}) so that "
-            "a uniform softmax keeps its classes"
+            f"{prefix}prob_floor={floor}: must be in [0, 1/{models.NUM_CLASSES}) so "
+            "that a uniform softmax keeps its classes"
         )
 
 
