@@ -19,6 +19,7 @@ from subscale import evaluation
 from subscale import folding
 from subscale import models
 from subscale import sampling
+from subscale import sharding
 from subscale import sparsity
 
 
@@ -226,12 +227,11 @@ class Vocoder:
 
 def _spread_over_devices(*arrays):
     """Shards arrays along their first axis over all devices when it divides."""
-    devices = jax.devices()
-    if len(devices) == 1 or arrays[0].shape[0] % len(devices):
+    devices = jax.device_count()
+    if devices == 1 or arrays[0].shape[0] % devices:
         return arrays
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    return tuple(jax.device_put(a, sharding) for a in arrays)
+    _, _, sharded = sharding.data_mesh()
+    return tuple(jax.device_put(a, sharded) for a in arrays)
 
 
 # Below this share of kept blocks the block-sparse product beats the dense one

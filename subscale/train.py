@@ -27,9 +27,6 @@ import numpy as np
 import optax
 import tqdm
 from absl import logging
-from jax.sharding import Mesh
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec
 
 from subscale import audio
 from subscale import checkpointing
@@ -41,6 +38,7 @@ from subscale import input_pipeline
 from subscale import models
 from subscale import plots
 from subscale import sampling
+from subscale import sharding
 from subscale import sparsity
 
 LN2 = math.log(2.0)
@@ -161,9 +159,7 @@ class Trainer:
         self.model = models.SubscaleWaveRNN(self.model_config)
         self.mel_config = audio.MelConfig.from_config(config.data)
         self.optimizer, self.schedule = make_optimizer(config)
-        self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
-        self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        self.sharded = NamedSharding(self.mesh, PartitionSpec("data"))
+        self.mesh, self.replicated, self.sharded = sharding.data_mesh()
         devices = len(jax.devices())
         if config.train.batch_size % devices:
             raise errors.SubscaleError(
