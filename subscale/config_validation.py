@@ -1,20 +1,31 @@
-"""Checks of config values, each failure naming the field and what is wrong."""
+"""Checks of config values, each failure naming the field and what is wrong.
 
+`validate` is the one place that checks the fields of a config. It checks the
+mel fields and `sparsity.prune` and `sparsity.block_shape` by building
+`audio.MelConfig` and `sparsity.SparsityConfig`, which check them as they read
+them, also where a config is read without `validate` (a saved one).
+"""
+
+from subscale import audio
 from subscale import errors
 from subscale import sampling
+from subscale import sparsity
 
 
 def _fail(field, value, why):
     raise errors.SubscaleError(f"{field}={value!r}: {why}")
 
 
-def validate(config):
-    """Raises SubscaleError for the first invalid value in `config`."""
+def validate(config, num_devices=None):
+    """Raises SubscaleError for the first invalid value in `config`.
+
+    Args:
+      config: the ConfigDict.
+      num_devices: the number of devices a run trains on, which must divide
+        train.batch_size; None when not training.
+    """
     d, m, t, s = config.data, config.model, config.train, config.sparsity
-    if d.sample_rate <= 0:
-        _fail("data.sample_rate", d.sample_rate, "must be positive")
-    if d.hop_length <= 0:
-        _fail("data.hop_length", d.hop_length, "must be positive")
+    audio.MelConfig.from_config(d)
     if m.subscale_factor < 1:
         _fail("model.subscale_factor", m.subscale_factor, "must be at least 1")
     if m.future_horizon < 0:
@@ -52,6 +63,12 @@ def validate(config):
         _fail("train.num_steps", t.num_steps, "must be >= 0")
     if t.batch_size < 1:
         _fail("train.batch_size", t.batch_size, "must be at least 1")
+    if num_devices is not None and t.batch_size % num_devices:
+        _fail(
+            "train.batch_size",
+            t.batch_size,
+            f"must be divisible by the {num_devices} devices",
+        )
     for name in (
         "checkpoint_every_steps",
         "log_every_steps",
@@ -120,3 +137,4 @@ def validate(config):
             s.ramp_steps,
             "ramp_steps and start_step must be >= 0",
         )
+    sparsity.SparsityConfig.from_config(config)

@@ -153,19 +153,13 @@ class Trainer:
     """Everything one run needs: model, optimizer, mesh, jitted steps."""
 
     def __init__(self, config):
-        config_validation.validate(config)
+        config_validation.validate(config, num_devices=jax.device_count())
         self.config = config
         self.model_config = models.ModelConfig.from_config(config)
         self.model = models.SubscaleWaveRNN(self.model_config)
         self.mel_config = audio.MelConfig.from_config(config.data)
         self.optimizer, self.schedule = make_optimizer(config)
         self.mesh, self.replicated, self.sharded = sharding.data_mesh()
-        devices = len(jax.devices())
-        if config.train.batch_size % devices:
-            raise errors.SubscaleError(
-                f"train.batch_size={config.train.batch_size} must be divisible by "
-                f"the {devices} devices"
-            )
         self.margins = input_pipeline.context_columns(config)
         self.train_step = jax.jit(
             lambda s, b: train_step(
