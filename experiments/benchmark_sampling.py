@@ -58,6 +58,9 @@ def define_flags():
         sampling.NOISE_KINDS,
         "Noise kinds to time (repeat the flag to compare them in one run).",
     )
+    flags.DEFINE_list(
+        "lp_orders", ["0"], "Linear-prediction orders K to time (0 = none)."
+    )
     flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
     flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
     flags.DEFINE_list(
@@ -86,8 +89,9 @@ HOP = 200
 N_MELS = 80
 
 
-def model_config(factor, hidden_size=None):
+def model_config(factor, hidden_size=None, lp_order=0):
     return models.ModelConfig(
+        lp_order=lp_order,
         hidden_size=hidden_size or FLAGS.hidden_size,
         cond_channels=FLAGS.cond_channels,
         n_mels=N_MELS,
@@ -98,13 +102,6 @@ def model_config(factor, hidden_size=None):
         context_summary=FLAGS.context_summary,
         context_channels=FLAGS.context_channels,
     )
-
-
-def init_params(cfg, key):
-    model = models.SubscaleWaveRNN(cfg)
-    samples = jnp.zeros((1, cfg.subscale_factor * HOP), jnp.int16)
-    mel = jnp.zeros((1, cfg.subscale_factor + 2 * models.MEL_PAD, N_MELS))
-    return model, model.init(key, samples, mel)["params"]
 
 
 def timed(fn, *args):
@@ -118,6 +115,7 @@ def partial_scans(model, params, rows, steps):
     cfg = model.cfg
     half = cfg.hidden_size // 2
     apply = functools.partial(model.apply, {"params": params})
+    shaping = sampling.Shaping.make()
     h0 = jnp.full((rows, cfg.hidden_size), 0.1, cfg.dtype)
     cond = jnp.full((rows, 3 * cfg.hidden_size), 0.01, cfg.dtype)
     ctx = (
@@ -134,9 +132,9 @@ def partial_scans(model, params, rows, steps):
 
     def output_body(h, u):
         lc = apply(h[:, :half], method=lambda m, x: m.cell.coarse_logits(x))
-        c = sampling.draw_inverse_cdf(lc, u, 1.0)
+        c = sampling.draw_inverse_cdf(shaping.probs(lc, 0), u)
         lf = apply(h[:, half:], method=lambda m, x: m.cell.fine_logits(x))
-        f = sampling.draw_inverse_cdf(lf, u, 1.0)
+        f = sampling.draw_inverse_cdf(shaping.probs(lf, 1), u)
         return h + (c + f)[:, None].astype(h.dtype) * 1e-9, None
 
     scans = {
@@ -190,14 +188,16 @@ def main(argv):
         dense = int(round(hidden * math.sqrt(1.0 - z) / 16)) * 16
         variants.append((dense, 0.0))
     block = tuple(int(b) for b in FLAGS.block_shape.split("x"))
-    for factor, batch, (hidden, z), noise in itertools.product(
+    for factor, batch, (hidden, z), noise, lp_order in itertools.product(
         map(int, FLAGS.factors),
         map(int, FLAGS.batches),
         dict.fromkeys(variants),
         FLAGS.noise,
+        map(int, FLAGS.lp_orders),
     ):
-        cfg = model_config(factor, hidden)
-        model, params = init_params(cfg, jax.random.PRNGKey(0))
+        cfg = model_config(factor, hidden, lp_order)
+        model = models.SubscaleWaveRNN(cfg)
+        params = models.init_params(cfg, jax.random.PRNGKey(0))
         layouts = {}
         if z > 0:
             scfg = sparsity.SparsityConfig(
@@ -263,6 +263,7 @@ def main(argv):
                     block_shape=FLAGS.block_shape if case["sparsity"] else None,
                     pruned=FLAGS.prune if case["sparsity"] else [],
                     subscale_factor=cfg.subscale_factor,
+                    lp_order=cfg.lp_order,
                     future_horizon=cfg.future_horizon,
                     lookback=cfg.lookback,
                     batch=case["batch"],

@@ -29,6 +29,7 @@ from absl import app
 from absl import flags
 from jax.experimental import sparse as jsparse
 
+from subscale import models
 from subscale import sparsity
 
 FLAGS = flags.FLAGS
@@ -50,9 +51,9 @@ def pruned_r(hidden, z, key):
     """A random R [H, 3H] with `z` of the 16x1 blocks of each gate at zero."""
     r = jax.random.normal(key, (hidden, 3 * hidden)) / np.sqrt(hidden)
     cfg = sparsity.SparsityConfig(target=z, block_shape=BLOCK, prune=("R",))
-    params = {"cell": {"R": r}}
+    params = models.matrix_tree({"R": r})
     masks = sparsity.compute_masks(params, z, cfg)
-    return np.asarray(sparsity.apply_masks(params, masks)["cell"]["R"])
+    return np.asarray(models.matrix(sparsity.apply_masks(params, masks), "R"))
 
 
 def products(w):

@@ -40,6 +40,7 @@ from experiments import common
 from subscale import checkpointing
 from subscale import config_validation
 from subscale import evaluation
+from subscale import models
 
 FLAGS = flags.FLAGS
 
@@ -136,7 +137,7 @@ def train_and_measure(run, options):
     seconds = common.train_to_budget(run.name, run.config, workdir)
     result = evaluation.evaluate(run.config, workdir)
     _, params, _, step = checkpointing.restore_params(workdir, run.config)
-    r = np.asarray(params["cell"]["R"])
+    r = np.asarray(models.matrix(params, "R"))
     leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(params)]
     return dict(
         name=run.name,

@@ -19,6 +19,7 @@ from subscale import evaluation
 from subscale import folding
 from subscale import models
 from subscale import sampling
+from subscale import sharding
 from subscale import sparsity
 
 
@@ -57,12 +58,18 @@ class Vocoder:
     def hop_length(self):
         return self.model_config.hop_length
 
-    def features(self, waveform, sample_rate):
-        """Log-mel frames [t // hop, n_mels] of float audio [t] (or [t, channels])."""
+    def features(self, waveform, sample_rate, name="audio"):
+        """Log-mel frames [t // hop, n_mels] of float audio [t] (or [t, channels]).
+
+        Args:
+          waveform: float audio [t] or [t, channels] (channels are averaged).
+          sample_rate: its rate in Hz (resampled to the model's when it differs).
+          name: what error messages call the audio (e.g. its file).
+        """
         x = np.asarray(waveform, np.float32)
         if x.ndim == 2:
             x = x.mean(axis=1)
-        audio.check_waveform(x, "audio")
+        audio.check_waveform(x, name)
         rate = self.config.data.sample_rate
         if sample_rate != rate:
             if sample_rate <= 0:
@@ -70,7 +77,7 @@ class Vocoder:
             x = librosa.resample(x, orig_sr=sample_rate, target_sr=rate)
         if x.shape[0] < self.hop_length:
             raise errors.SubscaleError(
-                f"audio: {x.shape[0]} samples, shorter than one frame "
+                f"{name}: {x.shape[0]} samples, shorter than one frame "
                 f"({self.hop_length})"
             )
         return audio.mel(x, self.mel_config)
@@ -226,12 +233,11 @@ class Vocoder:
 
 def _spread_over_devices(*arrays):
     """Shards arrays along their first axis over all devices when it divides."""
-    devices = jax.devices()
-    if len(devices) == 1 or arrays[0].shape[0] % len(devices):
+    devices = jax.device_count()
+    if devices == 1 or arrays[0].shape[0] % devices:
         return arrays
-    mesh = jax.sharding.Mesh(np.asarray(devices), ("data",))
-    sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    return tuple(jax.device_put(a, sharding) for a in arrays)
+    _, _, sharded = sharding.data_mesh()
+    return tuple(jax.device_put(a, sharded) for a in arrays)
 
 
 # Below this share of kept blocks the block-sparse product beats the dense one

@@ -56,16 +56,16 @@ class MelConfig:
         for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
             if getattr(self, name) <= 0:
                 raise errors.SubscaleError(
-                    f"data.{name}={getattr(self, name)} must be positive"
+                    f"data.{name}={getattr(self, name)}: must be positive"
                 )
         if self.win_length > self.n_fft:
             raise errors.SubscaleError(
-                f"data.win_length={self.win_length} is larger than "
+                f"data.win_length={self.win_length}: larger than "
                 f"data.n_fft={self.n_fft}"
             )
         if not 0 <= self.fmin < self.fmax <= self.sample_rate / 2:
             raise errors.SubscaleError(
-                f"data.fmin={self.fmin} and data.fmax={self.fmax} must satisfy "
+                f"data.fmin={self.fmin} and data.fmax={self.fmax}: must satisfy "
                 f"0 <= fmin < fmax <= sample_rate / 2 = {self.sample_rate / 2}"
             )
 

@@ -84,7 +84,7 @@ def save(mngr, step, state, config, *, force=False):
     return mngr.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
+            state=ocp.args.PyTreeSave(state),
             config=ocp.args.JsonSave(config.to_dict()),
         ),
         force=force,
@@ -130,15 +130,18 @@ def check_compatible(saved, config, workdir):
             )
 
 
-def restore(mngr, abstract_state, step=None, partial=False):
+def restore(mngr, abstract_state, step=None):
     """Restores the state at `step` (default: latest) into `abstract_state`.
+
+    Only the fields of `abstract_state` are read, so a checkpoint restores
+    when it holds more: the parameters alone for inference, or a state written
+    while `TrainState` still had fields it has since lost.
 
     Args:
       mngr: from `manager`.
-      abstract_state: pytree of jax.ShapeDtypeStruct (with shardings).
+      abstract_state: pytree of jax.ShapeDtypeStruct (with shardings): the
+        whole train state, or a dict of some of its top-level fields.
       step: which checkpoint; None for the newest complete one.
-      partial: `abstract_state` is a dict of some top-level fields of the
-        saved state (e.g. params and masks); the others are not read.
 
     Returns:
       (state, step), or (None, None) when there is no checkpoint.
@@ -146,30 +149,38 @@ def restore(mngr, abstract_state, step=None, partial=False):
     step = mngr.latest_step() if step is None else step
     if step is None:
         return None, None
+    restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_state)
     try:
         restored = mngr.restore(
             step,
-            args=ocp.args.Composite(state=_restore_args(abstract_state, partial)),
-        )
-    except (OSError, ValueError, KeyError) as e:
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeRestore(
+                    abstract_state, restore_args=restore_args, partial_restore=True
+                )
+            ),
+        ).state
+    except (OSError, ValueError, KeyError, TypeError) as e:
         # Orbax lists only checkpoints whose save completed, so this one was
         # damaged since, or holds another model; orbax's message spans lines.
         reason = " ".join(str(e).split())[:200]
-        raise errors.SubscaleError(
-            f"{mngr.directory / str(step)}: cannot restore this checkpoint, "
-            f"damaged or of another config ({type(e).__name__}: {reason}); "
-            "move it away to use an earlier one"
-        ) from e
-    return restored.state, step
+        raise _unrestorable(mngr, step, f"{type(e).__name__}: {reason}") from e
+    # A partial restore hands back the requested fields the checkpoint lacks
+    # as they were requested, abstract.
+    missing = [
+        jax.tree_util.keystr(path)
+        for path, leaf in jax.tree_util.tree_leaves_with_path(restored)
+        if isinstance(leaf, jax.ShapeDtypeStruct)
+    ]
+    if missing:
+        raise _unrestorable(mngr, step, f"it lacks {', '.join(missing[:3])}")
+    return restored, step
 
 
-def _restore_args(abstract_state, partial):
-    if not partial:
-        return ocp.args.StandardRestore(abstract_state)
-    return ocp.args.PyTreeRestore(
-        abstract_state,
-        restore_args=ocp.checkpoint_utils.construct_restore_args(abstract_state),
-        partial_restore=True,
+def _unrestorable(mngr, step, reason):
+    return errors.SubscaleError(
+        f"{mngr.directory / str(step)}: cannot restore this checkpoint, "
+        f"damaged or of another config ({reason}); move it away to use an "
+        "earlier one"
     )
 
 
@@ -214,7 +225,7 @@ def restore_params(workdir, config=None):
     params, masks = abstract(shapes, sharding)
     mngr = manager(workdir, config, read_only=True)
     try:
-        state, step = restore(mngr, dict(params=params, masks=masks), partial=True)
+        state, step = restore(mngr, dict(params=params, masks=masks))
     finally:
         mngr.close()
     if state is None:

@@ -67,7 +67,7 @@ def vocode(workdir, input_path, output, *, stream=False, chunk_frames=100):
     rate = vocoder.config.data.sample_rate
     for path in files:
         original = audio.load(path, rate)
-        mel = vocoder.features(original, rate)
+        mel = vocoder.features(original, rate, name=path)
         name = os.path.splitext(os.path.basename(path))[0]
         wav = os.path.join(output, name + ".wav")
         if stream:

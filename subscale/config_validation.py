@@ -1,20 +1,31 @@
-"""Checks of config values, each failure naming the field and what is wrong."""
+"""Checks of config values, each failure naming the field and what is wrong.
 
+`validate` is the one place that checks the fields of a config. It checks the
+mel fields and `sparsity.prune` and `sparsity.block_shape` by building
+`audio.MelConfig` and `sparsity.SparsityConfig`, which check them as they read
+them, also where a config is read without `validate` (a saved one).
+"""
+
+from subscale import audio
 from subscale import errors
 from subscale import sampling
+from subscale import sparsity
 
 
 def _fail(field, value, why):
     raise errors.SubscaleError(f"{field}={value!r}: {why}")
 
 
-def validate(config):
-    """Raises SubscaleError for the first invalid value in `config`."""
+def validate(config, num_devices=None):
+    """Raises SubscaleError for the first invalid value in `config`.
+
+    Args:
+      config: the ConfigDict.
+      num_devices: the number of devices a run trains on, which must divide
+        train.batch_size; None when not training.
+    """
     d, m, t, s = config.data, config.model, config.train, config.sparsity
-    if d.sample_rate <= 0:
-        _fail("data.sample_rate", d.sample_rate, "must be positive")
-    if d.hop_length <= 0:
-        _fail("data.hop_length", d.hop_length, "must be positive")
+    audio.MelConfig.from_config(d)
     if m.subscale_factor < 1:
         _fail("model.subscale_factor", m.subscale_factor, "must be at least 1")
     if m.future_horizon < 0:
@@ -52,6 +63,12 @@ def validate(config):
         _fail("train.num_steps", t.num_steps, "must be >= 0")
     if t.batch_size < 1:
         _fail("train.batch_size", t.batch_size, "must be at least 1")
+    if num_devices is not None and t.batch_size % num_devices:
+        _fail(
+            "train.batch_size",
+            t.batch_size,
+            f"must be divisible by the {num_devices} devices",
+        )
     for name in (
         "checkpoint_every_steps",
         "log_every_steps",
@@ -73,16 +90,12 @@ def validate(config):
             f"must be one of {sampling.NOISE_KINDS}",
         )
     sp = config.sampling
-    if sp.temperature <= 0:
-        _fail("sampling.temperature", sp.temperature, "must be > 0")
-    if sp.coarse_temperature < 0:
-        _fail(
-            "sampling.coarse_temperature",
-            sp.coarse_temperature,
-            "must be > 0, or 0 for sampling.temperature",
-        )
-    if not 0.0 <= sp.prob_floor < 1.0 / 256:
-        _fail("sampling.prob_floor", sp.prob_floor, "must be in [0, 1/256)")
+    sampling.check_shaping(
+        sp.temperature,
+        sp.coarse_temperature or None,  # 0: the same as the temperature
+        sp.prob_floor,
+        prefix="sampling.",
+    )
     if not 0.0 <= d.pre_emphasis < 1.0:
         _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")
     if m.lp_order < 0:
@@ -126,3 +139,4 @@ def validate(config):
             s.ramp_steps,
             "ramp_steps and start_step must be >= 0",
         )
+    sparsity.SparsityConfig.from_config(config)

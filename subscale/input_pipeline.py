@@ -334,10 +334,11 @@ class TrainBatches:
           SubscaleError: seq_len is not a multiple of hop_length or longer than
             every utterance.
         """
-        _check_seq_len(seq_len, hop_length)
-        if batch_size <= 0:
+        # Its own argument: the class is also built without a checked config.
+        if seq_len <= 0 or seq_len % hop_length:
             raise errors.SubscaleError(
-                f"train.batch_size={batch_size} must be positive"
+                f"data.seq_len={seq_len}: must be a positive multiple of "
+                f"data.hop_length={hop_length}"
             )
         usable = [u for u in utterances if u.samples.shape[0] >= seq_len]
         if not usable:
@@ -410,14 +411,6 @@ class TrainBatches:
         return batch
 
 
-def _check_seq_len(seq_len, hop_length):
-    if seq_len <= 0 or seq_len % hop_length:
-        raise errors.SubscaleError(
-            f"data.seq_len={seq_len} must be a positive multiple of "
-            f"data.hop_length={hop_length}"
-        )
-
-
 def eval_crops(
     utterances,
     *,
@@ -452,10 +445,8 @@ def eval_crops(
       same shape: False past the utterance's ends).
 
     Raises:
-      SubscaleError: seq_len is not a multiple of hop_length or longer than
-        every utterance.
+      SubscaleError: seq_len is longer than every utterance.
     """
-    _check_seq_len(seq_len, hop_length)
     frames = seq_len // hop_length
     before, after = margins
     samples, mels, inputs = [], [], []

@@ -54,6 +54,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import traverse_util
 
 from subscale import audio
 from subscale import folding
@@ -659,6 +660,51 @@ def log_prob_of(logits, classes):
     """log softmax(logits)[classes]: [..., 256] and int [...] -> float32 [...]."""
     log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
     return jnp.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
+
+
+# Where the weight matrices that pruning and the block-sparse sampler name
+# live in the parameter tree (and in the masks, which share its structure), and
+# the biases that go with them: the one place that knows the tree's paths.
+MATRIX_PATHS = {
+    "R": ("cell", "R"),
+    "O1": ("cell", "O1", "kernel"),
+    "O2": ("cell", "O2", "kernel"),
+    "O3": ("cell", "O3", "kernel"),
+    "O4": ("cell", "O4", "kernel"),
+    "context_summary": ("context", "summary_kernel"),
+    "context_mix": ("context", "mix"),
+}
+BIAS_PATHS = {
+    "R": ("cell", "R_bias"),
+    "O1": ("cell", "O1", "bias"),
+    "O2": ("cell", "O2", "bias"),
+    "O3": ("cell", "O3", "bias"),
+    "O4": ("cell", "O4", "bias"),
+    "context_summary": ("context", "summary_bias"),
+}
+
+
+def matrix(params, name):
+    """The weight matrix `name` (a key of MATRIX_PATHS) of a parameter tree."""
+    return _at(params, MATRIX_PATHS[name])
+
+
+def bias(params, name):
+    """The bias of matrix `name` (a key of BIAS_PATHS) of a parameter tree."""
+    return _at(params, BIAS_PATHS[name])
+
+
+def matrix_tree(matrices):
+    """A tree shaped like the parameters holding only `matrices` ({name: array})."""
+    return traverse_util.unflatten_dict(
+        {MATRIX_PATHS[name]: value for name, value in matrices.items()}
+    )
+
+
+def _at(tree, path):
+    for key in path:
+        tree = tree[key]
+    return tree
 
 
 def param_count(params):

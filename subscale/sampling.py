@@ -260,45 +260,6 @@ def draw_gumbel(probs, key):
     return jnp.argmax(log_p + g, axis=-1).astype(jnp.int32)
 
 
-def sparse_products(params, layouts, dtype):
-    """The block-sparse stand-ins of `models.SubscaleWaveRNN.step`.
-
-    Args:
-      params: the model's parameters (pruned weights are exact zeros).
-      layouts: {name: sparsity.BlockLayout} of the matrices to multiply
-        block-sparsely (`sparsity.sampling_layouts`); {} for none.
-      dtype: compute dtype.
-
-    Returns:
-      (rh, heads): rh maps h [r, H] to R h + R_bias [r, 3H], or is None when R
-      stays dense; heads is the (coarse, fine) pair of output functions
-      O2(relu(O1 y)) and O4(relu(O3 y)), or None when O1..O4 all stay dense.
-    """
-    cell = params["cell"]
-
-    def linear(name):
-        if name == "R":
-            kernel, bias = cell["R"], cell["R_bias"]
-        else:
-            kernel, bias = cell[name]["kernel"], cell[name]["bias"]
-        kernel, bias = kernel.astype(dtype), bias.astype(dtype)
-        if name not in layouts:
-            return lambda x: x @ kernel + bias
-        layout = layouts[name]
-        packed = sparsity.pack_blocks(kernel, layout)
-        return lambda x: sparsity.block_sparse_matmul(x, packed, layout) + bias
-
-    rh = linear("R") if "R" in layouts else None
-    heads = None
-    if any(name in layouts for name in ("O1", "O2", "O3", "O4")):
-        o1, o2, o3, o4 = (linear(name) for name in ("O1", "O2", "O3", "O4"))
-        heads = (
-            lambda y: o2(jax.nn.relu(o1(y))),
-            lambda y: o4(jax.nn.relu(o3(y))),
-        )
-    return rh, heads
-
-
 def make_step(
     model, params, plan, shaping, noise, with_log_probs=True, sparse_layouts=None
 ):
@@ -315,7 +276,7 @@ def make_step(
     rows = jnp.arange(num_rows)
     offsets = jnp.arange(1, factor)
     apply = functools.partial(model.apply, {"params": params})
-    recurrent, heads = sparse_products(params, sparse_layouts or {}, cfg.dtype)
+    recurrent, heads = sparsity.sparse_products(params, sparse_layouts or {}, cfg.dtype)
     if cfg.lp_order:
         lp_rows_back, lp_columns, _ = (
             jnp.asarray(a)
@@ -642,18 +603,27 @@ def check_chunk_frames(chunk_frames, hop_length, factor):
         )
 
 
-def check_shaping(temperature, coarse_temperature=None, floor=0.0):
-    """Raises SubscaleError naming the bad sampling argument."""
+def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
+    """Raises SubscaleError naming the bad shaping value (see `Shaping`).
+
+    Args:
+      temperature: the fine (and default coarse) softmax temperature.
+      coarse_temperature: the coarse softmax temperature; None for
+        `temperature` (the config's 0 is passed as None).
+      floor: the probability floor, `prob_floor`.
+      prefix: put before each name in the message: "" for the arguments of
+        `sample_fn` and the API, "sampling." for the config fields.
+    """
     if temperature <= 0:
-        raise errors.SubscaleError(f"temperature={temperature}: must be > 0")
+        raise errors.SubscaleError(f"{prefix}temperature={temperature}: must be > 0")
     if coarse_temperature is not None and coarse_temperature <= 0:
         raise errors.SubscaleError(
-            f"coarse_temperature={coarse_temperature}: must be > 0"
+            f"{prefix}coarse_temperature={coarse_temperature}: must be > 0"
         )
     if not 0.0 <= floor < 1.0 / models.NUM_CLASSES:
         raise errors.SubscaleError(
-            f"prob_floor={floor}: must be in [0, 1/{models.NUM_CLASSES}) so that "
-            "a uniform softmax keeps its classes"
+            f"{prefix}prob_floor={floor}: must be in [0, 1/{models.NUM_CLASSES}) so "
+            "that a uniform softmax keeps its classes"
         )
 
 

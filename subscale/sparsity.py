@@ -26,7 +26,8 @@ the ranking compiles once for the whole ramp.
 Sampling. The cell matrices that are pruned (R and O1..O4) can be multiplied
 block-sparsely: `block_layout` lists, per group of o outputs, the input blocks
 that were kept (an ELL layout padded to the fullest group), and
-`block_sparse_matmul` gathers those inputs and does one batched product. On the
+`block_sparse_matmul` gathers those inputs and does one batched product;
+`sparse_products` wires those products into the sampler's step. On the
 CPU this beats `jax.experimental.sparse` BCSR by 4x at B = 1 and matches its
 speed only when dense at B = 16 (BENCHMARKS.md).
 """
@@ -42,6 +43,8 @@ from subscale import errors
 from subscale import models
 
 PRUNABLE = ("R", "O1", "O2", "O3", "O4", "context")
+# The `models.MATRIX_PATHS` names of a PRUNABLE name that is not one itself.
+_MATRICES = {"context": ("context_summary", "context_mix")}
 # Matrices the sampler can multiply block-sparsely (the context network's
 # kernels are small and stay dense).
 SAMPLED = ("R", "O1", "O2", "O3", "O4")
@@ -105,23 +108,16 @@ def pruned_matrices(params, cfg):
     """{path: number of column groups} of the pruned leaves of `params`.
 
     R is split into its three gates (groups); other kernels have one group.
+    The context network's kernels are pruned when `params` has them (B > 1).
     """
+    flat = traverse_util.flatten_dict(params)
     chosen = {}
-    for path in traverse_util.flatten_dict(params):
-        name = _matrix_name(path)
-        if name is not None and name in cfg.prune:
-            chosen[path] = 3 if name == "R" else 1
+    for pruned in cfg.prune:
+        for name in _MATRICES.get(pruned, (pruned,)):
+            path = models.MATRIX_PATHS[name]
+            if path in flat:
+                chosen[path] = 3 if name == "R" else 1
     return chosen
-
-
-def _matrix_name(path):
-    if path[:2] == ("cell", "R"):
-        return "R"
-    if path[0] == "cell" and len(path) == 3 and path[1] in ("O1", "O2", "O3", "O4"):
-        return path[1] if path[2] == "kernel" else None
-    if path[0] == "context" and path[1] in ("summary_kernel", "mix"):
-        return "context"
-    return None
 
 
 def init_masks(params, cfg):
@@ -252,13 +248,6 @@ def maybe_update_masks(state, step, config):
     return state.replace(masks=masks, params=apply_masks(state.params, masks))
 
 
-def sparsity_of(params, masks):
-    """{matrix path: fraction of zero weights} for the masked matrices."""
-    flat = traverse_util.flatten_dict(masks)
-    values = traverse_util.flatten_dict(params)
-    return {"/".join(path): float(jnp.mean(values[path] == 0)) for path in flat}
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class BlockLayout:
     """Where the kept blocks of a pruned kernel [in, out] are (host-side, static).
@@ -340,13 +329,47 @@ def sampling_layouts(params, cfg, max_density=1.0):
     """
     if not cfg.enabled:
         return {}
-    cell = params["cell"]
     layouts = {}
     for name in SAMPLED:
         if name not in cfg.prune:
             continue
-        kernel = cell["R"] if name == "R" else cell[name]["kernel"]
+        kernel = models.matrix(params, name)
         layout = block_layout(np.asarray(kernel), cfg.block_shape)
         if layout.density <= max_density:
             layouts[name] = layout
     return layouts
+
+
+def sparse_products(params, layouts, dtype):
+    """The block-sparse stand-ins that `models.SubscaleWaveRNN.step` takes.
+
+    Args:
+      params: the model's parameters (pruned weights are exact zeros).
+      layouts: {name: BlockLayout} of the matrices to multiply
+        block-sparsely (`sampling_layouts`); {} for none.
+      dtype: compute dtype.
+
+    Returns:
+      (rh, heads): rh maps h [r, H] to R h + R_bias [r, 3H], or is None when R
+      stays dense; heads is the (coarse, fine) pair of output functions
+      O2(relu(O1 y)) and O4(relu(O3 y)), or None when O1..O4 all stay dense.
+    """
+
+    def linear(name):
+        kernel = models.matrix(params, name).astype(dtype)
+        bias = models.bias(params, name).astype(dtype)
+        if name not in layouts:
+            return lambda x: x @ kernel + bias
+        layout = layouts[name]
+        packed = pack_blocks(kernel, layout)
+        return lambda x: block_sparse_matmul(x, packed, layout) + bias
+
+    rh = linear("R") if "R" in layouts else None
+    heads = None
+    if any(name in layouts for name in ("O1", "O2", "O3", "O4")):
+        o1, o2, o3, o4 = (linear(name) for name in ("O1", "O2", "O3", "O4"))
+        heads = (
+            lambda y: o2(jax.nn.relu(o1(y))),
+            lambda y: o4(jax.nn.relu(o3(y))),
+        )
+    return rh, heads

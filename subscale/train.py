@@ -3,11 +3,11 @@
 Notation: b batch, t samples per crop.
 
 The train state is a pytree (`TrainState`); `train_step` is pure, jitted once,
-with the state donated. Per-step randomness is `fold_in(state.rng, state.step)`
-and the data of a step depends only on (seed, step), so a resumed run computes
-exactly what an uninterrupted one would. Data parallel: one `data` mesh axis
-over all devices, parameters replicated, batches sharded along it; the same
-code runs multi-host after `jax.distributed.initialize()`.
+with the state donated. The step draws no random numbers: the data of a step,
+input noise included, is drawn on the host from (seed, step) alone, so a resumed
+run computes exactly what an uninterrupted one would. Data parallel: one `data`
+mesh axis over all devices, parameters replicated, batches sharded along it; the
+same code runs multi-host after `jax.distributed.initialize()`.
 
 Metrics stay on the device until a log step (or a checkpoint save), where the
 host fetches them, checks that every loss and gradient since the last check was
@@ -27,9 +27,6 @@ import numpy as np
 import optax
 import tqdm
 from absl import logging
-from jax.sharding import Mesh
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec
 
 from subscale import audio
 from subscale import checkpointing
@@ -41,6 +38,7 @@ from subscale import input_pipeline
 from subscale import models
 from subscale import plots
 from subscale import sampling
+from subscale import sharding
 from subscale import sparsity
 
 LN2 = math.log(2.0)
@@ -51,7 +49,6 @@ class TrainState:
     step: jax.Array  # int32 scalar: optimizer steps taken
     params: Any
     opt_state: Any
-    rng: jax.Array  # base key; step t uses fold_in(rng, t)
     masks: Any  # pruning masks ({} when dense), see sparsity.py
     skipped: jax.Array  # int32 scalar: non-finite steps skipped
 
@@ -72,9 +69,11 @@ def make_optimizer(config):
     ), schedule
 
 
-def create_train_state(config, model, optimizer, key, example):
+def create_train_state(config, model, optimizer, key):
     """A fresh state: parameters from `key`, masks for the configured pruning."""
-    init_key, rng = jax.random.split(key)
+    # Split as when the state held a second key, so that a seed still gives
+    # the parameters it gave before (and that `api.create` gives).
+    init_key, _ = jax.random.split(key)
     params, masks = sparsity.init_params(
         model.cfg, sparsity.SparsityConfig.from_config(config), init_key
     )
@@ -82,7 +81,6 @@ def create_train_state(config, model, optimizer, key, example):
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=optimizer.init(params),
-        rng=rng,
         masks=masks,
         skipped=jnp.zeros((), jnp.int32),
     )
@@ -155,21 +153,13 @@ class Trainer:
     """Everything one run needs: model, optimizer, mesh, jitted steps."""
 
     def __init__(self, config):
-        config_validation.validate(config)
+        config_validation.validate(config, num_devices=jax.device_count())
         self.config = config
         self.model_config = models.ModelConfig.from_config(config)
         self.model = models.SubscaleWaveRNN(self.model_config)
         self.mel_config = audio.MelConfig.from_config(config.data)
         self.optimizer, self.schedule = make_optimizer(config)
-        self.mesh = Mesh(np.asarray(jax.devices()), ("data",))
-        self.replicated = NamedSharding(self.mesh, PartitionSpec())
-        self.sharded = NamedSharding(self.mesh, PartitionSpec("data"))
-        devices = len(jax.devices())
-        if config.train.batch_size % devices:
-            raise errors.SubscaleError(
-                f"train.batch_size={config.train.batch_size} must be divisible by "
-                f"the {devices} devices"
-            )
+        self.mesh, self.replicated, self.sharded = sharding.data_mesh()
         self.margins = input_pipeline.context_columns(config)
         self.train_step = jax.jit(
             lambda s, b: train_step(
@@ -198,7 +188,7 @@ class Trainer:
     def init_state(self, seed):
         state = jax.jit(
             lambda key: create_train_state(
-                self.config, self.model, self.optimizer, key, self.example()
+                self.config, self.model, self.optimizer, key
             ),
             out_shardings=self.replicated,
         )(jax.random.PRNGKey(seed))
@@ -207,7 +197,7 @@ class Trainer:
     def abstract_state(self):
         shapes = jax.eval_shape(
             lambda key: create_train_state(
-                self.config, self.model, self.optimizer, key, self.example()
+                self.config, self.model, self.optimizer, key
             ),
             jax.random.PRNGKey(0),
         )

@@ -381,6 +381,21 @@ def test_missing_vocode_input(capsys, trained, tmp_path):
     )
 
 
+def test_vocoding_a_clip_shorter_than_a_frame_names_it(capsys, trained, tmp_path):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    soundfile.write(folder / "tiny.wav", np.zeros(10, np.float32), 16_000)
+    _fails(
+        capsys,
+        "vocode",
+        None,
+        trained[1],
+        f"{folder / 'tiny.wav'}: 10 samples, shorter than one frame (200)",
+        input_path=str(folder),
+        output=str(tmp_path / "out"),
+    )
+
+
 def test_missing_vocode_arguments(capsys, trained, tmp_path):
     _fails(capsys, "vocode", None, trained[1], "--input", output=str(tmp_path))
     _fails(capsys, "vocode", None, trained[1], "--output", input_path=CLIP)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from subscale import config_validation
+from subscale import errors
 from subscale import models
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
@@ -26,3 +27,11 @@ def test_config_is_valid(name):
     config_validation.validate(config)
     cfg = models.ModelConfig.from_config(config)
     assert cfg.hidden_size % 2 == 0
+
+
+def test_training_batch_must_divide_among_the_devices():
+    config = importlib.import_module("configs.tiny").get_config()
+    config.train.batch_size = 6
+    config_validation.validate(config, num_devices=3)
+    with pytest.raises(errors.SubscaleError, match="train.batch_size=6"):
+        config_validation.validate(config, num_devices=4)

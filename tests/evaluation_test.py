@@ -142,5 +142,24 @@ def test_a_workdir_written_before_the_recipe_fields_still_loads(tmp_path):
         atol=1e-5,
     )
     _, _, masks, step = checkpointing.restore_params(workdir)
-    kernel = masks["cell"]["R"]
+    kernel = models.matrix(masks, "R")
     assert step == 4 and 0.4 < 1 - float(np.mean(kernel)) < 0.6
+
+
+def test_a_workdir_written_before_the_recipe_fields_resumes_training(tmp_path):
+    """Its train state still holds `rng`, which TrainState has since lost."""
+    workdir = str(tmp_path / "old")
+    shutil.copytree(OLD_WORKDIR, workdir)
+    saved = checkpointing.load_config(workdir)
+    config = tiny.get_config()
+    config.sparsity.update(saved.sparsity.to_dict())
+    config.sparsity.block_shape = tuple(saved.sparsity.block_shape)
+    config.sparsity.prune = tuple(saved.sparsity.prune)
+    config.train.num_steps = 6
+    train.train_and_evaluate(config, workdir)
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    assert [r["step"] for r in records if "loss_bits" in r] == [5, 6]
+    _, params, _, step = checkpointing.restore_params(workdir)
+    assert step == 6
+    assert 0.4 < float(np.mean(models.matrix(params, "R") == 0)) < 0.6

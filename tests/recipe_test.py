@@ -11,6 +11,7 @@ from subscale import folding
 from subscale import input_pipeline
 from subscale import models
 from subscale import sampling
+from tests import oracles
 from tests import subscale_test
 
 HOP = subscale_test.HOP
@@ -312,7 +313,7 @@ def test_fold_of_neighbour_offsets_matches_original_times():
         for s in range(o, 8):
             p = folding.original_time(s - o, 5 + c, 8)
             q = folding.original_time(s, 5, 8)
-            assert folding.may_depend(p, q, 8, 3)
+            assert oracles.may_depend(p, q, 8, 3)
 
 
 # --- Linear prediction from the mel. ---
@@ -349,7 +350,7 @@ def test_linear_prediction_offsets_are_allowed_and_held_by_the_sampler():
             for o, c, dd in zip(rows_back[s], columns[s], d[s]):
                 p = folding.original_time(s - o, 50 + c, factor)
                 q = folding.original_time(s, 50, factor)
-                assert p - q == dd and folding.may_depend(p, q, factor, horizon)
+                assert p - q == dd and oracles.may_depend(p, q, factor, horizon)
                 assert o * (horizon + 1) - c < depth
         # Nearest first: the previous sample leads at every row that has it.
         assert all(d[s, 0] == -1 for s in range(1, factor))

@@ -7,6 +7,7 @@ import pytest
 
 import subscale
 from configs import tiny
+from subscale import models
 from subscale import sampling
 from subscale import sparsity
 from subscale import train
@@ -59,7 +60,7 @@ def test_block_masks_exact_fraction_and_structure(fraction):
     }
     masks = sparsity.compute_masks(params, fraction, cfg)
     assert set(masks["cell"]) == {"R", "O1"} and "bias" not in masks["cell"]["O1"]
-    r = np.asarray(masks["cell"]["R"])
+    r = np.asarray(models.matrix(masks, "R"))
     for gate in np.split(r, 3, axis=1):  # each gate block pruned separately
         blocks = gate.reshape(8, 2, 4, 4)  # [in / 2, 2, out / 4, 4]
         # Every block is all kept or all pruned.
@@ -68,7 +69,7 @@ def test_block_masks_exact_fraction_and_structure(fraction):
             round(fraction * 32) / 32
         )
     # The pruned blocks are the weakest by mean magnitude.
-    w = np.abs(np.asarray(params["cell"]["R"][:, :16])).reshape(8, 2, 4, 4)
+    w = np.abs(np.asarray(models.matrix(params, "R")[:, :16])).reshape(8, 2, 4, 4)
     score = w.mean((1, 3))
     kept = r[:, :16].reshape(8, 2, 4, 4).max((1, 3)) > 0
     assert score[kept].min() >= score[~kept].max()
@@ -76,12 +77,15 @@ def test_block_masks_exact_fraction_and_structure(fraction):
 
 def test_masks_only_grow_and_update_on_schedule():
     cfg = sparsity_config(prune=("R",), block_shape=(4, 1))
-    params = {"cell": {"R": jax.random.normal(jax.random.PRNGKey(0), (16, 48))}}
+    params = models.matrix_tree(
+        {"R": jax.random.normal(jax.random.PRNGKey(0), (16, 48))}
+    )
     first = sparsity.compute_masks(params, 0.5, cfg)
     # Unmasked weights: the blocks pruned at 50 % are no longer the weakest ...
-    bigger = {"cell": {"R": params["cell"]["R"] * (2.0 - first["cell"]["R"]) * 10}}
+    r0, r1 = models.matrix(params, "R"), models.matrix(first, "R")
+    bigger = models.matrix_tree({"R": r0 * (2.0 - r1) * 10})
     second = sparsity.compute_masks(bigger, 0.75, cfg, first)
-    r1, r2 = np.asarray(first["cell"]["R"]), np.asarray(second["cell"]["R"])
+    r2 = np.asarray(models.matrix(second, "R"))
     assert np.all(r2 <= r1)  # ... and still stay pruned
     for gate in np.split(r2, 3, axis=1):
         assert np.mean(gate == 0) == pytest.approx(0.75)
@@ -90,7 +94,7 @@ def test_masks_only_grow_and_update_on_schedule():
         new = sparsity.update_masks(params, masks, step, cfg)
         assert (new is not masks) == (step in (10, 15, 20)), step
         masks = new
-    assert np.mean(np.asarray(masks["cell"]["R"]) == 0) == pytest.approx(
+    assert np.mean(np.asarray(models.matrix(masks, "R")) == 0) == pytest.approx(
         round(sparsity.schedule(20, cfg) * 64) / 64  # 64 blocks per gate
     )
 
@@ -111,13 +115,13 @@ def test_pruned_weights_stay_zero_through_training_and_resume(tmp_path):
     config = sparse_tiny_config()
     train.train_and_evaluate(config, str(tmp_path))
     vocoder = subscale.load(str(tmp_path))
-    r = np.asarray(vocoder.params["cell"]["R"])
+    r = np.asarray(models.matrix(vocoder.params, "R"))
     assert np.mean(r == 0) == pytest.approx(0.5, abs=0.01)
     zero_before = r == 0
     more = sparse_tiny_config()
     more.train.num_steps = 6
     train.train_and_evaluate(more, str(tmp_path))  # resumes with the masks
-    after = np.asarray(subscale.load(str(tmp_path)).params["cell"]["R"])
+    after = np.asarray(models.matrix(subscale.load(str(tmp_path)).params, "R"))
     assert np.all(after[zero_before] == 0)  # Adam's moments revive nothing
     assert np.mean(after == 0) == pytest.approx(0.5, abs=0.01)
 
@@ -136,15 +140,15 @@ def test_adam_moments_cannot_revive_scheduled_pruning():
     for step in range(5):  # the ramp ends at step 3 (t0 = 1, S = 2)
         state = sparsity.maybe_update_masks(state, step, config)
         state, _ = trainer.train_step(state, trainer.shard(batch))
-    r = np.asarray(state.params["cell"]["R"])
-    pruned = np.asarray(state.masks["cell"]["R"]) == 0
+    r = np.asarray(models.matrix(state.params, "R"))
+    pruned = np.asarray(models.matrix(state.masks, "R")) == 0
     assert np.mean(pruned) == pytest.approx(0.75) and np.all(r[pruned] == 0)
-    o2 = np.asarray(state.params["cell"]["O2"]["kernel"])
-    assert np.all(o2[np.asarray(state.masks["cell"]["O2"]["kernel"]) == 0] == 0)
+    o2 = np.asarray(models.matrix(state.params, "O2"))
+    assert np.all(o2[np.asarray(models.matrix(state.masks, "O2")) == 0] == 0)
     # Adam's first moment of the pruned weights is not zero: without re-masking
     # after the update they would move.
     adam = state.opt_state[1][0]
-    assert np.abs(np.asarray(adam.mu["cell"]["R"])[pruned]).max() > 0
+    assert np.abs(np.asarray(models.matrix(adam.mu, "R"))[pruned]).max() > 0
 
 
 @pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3), (16, 1, 2)])

@@ -13,6 +13,8 @@ import subscale
 from configs import tiny
 from subscale import commands
 from subscale import errors
+from subscale import evaluation
+from subscale import models
 from subscale import sparsity
 from subscale import train
 
@@ -48,7 +50,7 @@ def test_restart_continues_the_step_count(trained, tmp_path):
 
 def test_evaluate_prints_finite_bits(trained, capsys):
     config, workdir, _ = trained
-    result = train.evaluate(config, workdir)
+    result = evaluation.evaluate(config, workdir)
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert np.isfinite(printed["eval_bits"]) and printed == result
     assert os.path.exists(os.path.join(workdir, "eval.json"))
@@ -93,14 +95,14 @@ def _random_batch(trainer, rng):
 def test_train_step_keeps_hand_masked_weights_at_zero():
     trainer = train.Trainer(tiny.get_config())
     state = trainer.init_state(0)
-    r = np.asarray(state.params["cell"]["R"])
+    r = np.asarray(models.matrix(state.params, "R"))
     mask = (np.random.default_rng(0).uniform(size=r.shape) < 0.5).astype(r.dtype)
-    masks = {"cell": {"R": jnp.asarray(mask)}}
+    masks = models.matrix_tree({"R": jnp.asarray(mask)})
     state = state.replace(masks=masks, params=sparsity.apply_masks(state.params, masks))
     batch = _random_batch(trainer, np.random.default_rng(1))
     for _ in range(3):
         state, metrics = trainer.train_step(state, trainer.shard(batch))
-    after = np.asarray(state.params["cell"]["R"])
+    after = np.asarray(models.matrix(state.params, "R"))
     assert int(state.step) == 3 and bool(metrics["finite"])
     assert np.all(after[mask == 0] == 0)
     assert np.mean(after[mask == 1] != r[mask == 1]) > 0.9
@@ -119,7 +121,8 @@ def test_nonfinite_loss_stops_and_keeps_the_checkpoint(tmp_path):
         train.train_and_evaluate(poisoned, workdir)
     saved = [int(x) for x in os.listdir(os.path.join(workdir, "checkpoints"))]
     assert max(saved) == 2
-    assert np.all(np.isfinite(np.asarray(subscale.load(workdir).params["cell"]["R"])))
+    r = models.matrix(subscale.load(workdir).params, "R")
+    assert np.all(np.isfinite(np.asarray(r)))
 
 
 def test_nonfinite_skip_counts_and_keeps_params(tmp_path):
@@ -142,7 +145,7 @@ def test_subscale_config_through_every_mode(tmp_path):
     config.train.num_steps = 2
     workdir = str(tmp_path / "w")
     train.train_and_evaluate(config, workdir)
-    assert np.isfinite(train.evaluate(config, workdir)["eval_bits"])
+    assert np.isfinite(evaluation.evaluate(config, workdir)["eval_bits"])
     clip = os.path.join(
         subscale.input_pipeline.DEMO_DIR,
         "train",
