@@ -65,6 +65,7 @@ def get_config():
     train.nonfinite = "stop"  # non-finite loss or gradient: "stop" or "skip"
     train.input_noise = (0.0, 0.0)  # (low, high) sigma of input noise, int16 steps
     train.input_noise_start = 0  # first step with input noise
+    train.carry_state = False  # consecutive crops per batch slot carry the state
     train.eval_clips = 4  # dev clips vocoded free-running at each evaluation
     train.eval_clip_seconds = 2.0  # length of each of those clips
 

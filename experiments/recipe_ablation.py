@@ -18,6 +18,10 @@ Rows (`ROWS`; a row that does not apply to a B is skipped):
 - input_noise: Gaussian noise of sigma 16..128 on the inputs in the second half
   of training (`train.input_noise`).
 - long_crops: 4x longer crops, 4x fewer per step.
+- carry_state: each batch slot walks through an utterance crop by crop, the
+  rows' states (and, through the crop context, the context inputs) carried
+  from crop to crop (`train.carry_state`): long-running states at the crop
+  length of base.
 - combined: the rows named by --combine, together.
 Sampling-only rows reuse the base model: `coarse_t0.7` (coarse temperature
 0.7) and `floor` (probability floor 0.002).
@@ -72,6 +76,7 @@ ROWS = {
             "train.batch_size": lambda c: max(1, c.train.batch_size // 4),
         },
     ),
+    "carry_state": ((1, 16), {"train.carry_state": True, "data.crop_context": True}),
 }
 # Rows that only change how the base model is sampled.
 SAMPLING_ROWS = {

@@ -311,6 +311,7 @@ class TrainBatches:
         margins=(0, 0),
         input_noise=(0.0, 0.0),
         input_noise_start=0,
+        consecutive=False,
     ):
         """Precomputes the sampling tables.
 
@@ -329,6 +330,11 @@ class TrainBatches:
             int16 steps, added to the autoregressive inputs (never to the
             targets); each crop draws its own log-uniformly. (0, 0): none.
           input_noise_start: first step with input noise.
+          consecutive: slot k of step t + 1 holds the crop that follows slot
+            k of step t in the same utterance (`train.carry_state`), until the
+            utterance has no whole crop left; then the slot starts a new
+            utterance, drawn as above, at a random phase in its first crop,
+            and the batch's `reset` marks it.
 
         Raises:
           SubscaleError: seq_len is not a multiple of hop_length or longer than
@@ -369,6 +375,38 @@ class TrainBatches:
         self._mel_offsets = np.cumsum(mel_lengths) - mel_lengths
         self._num_starts = lengths // hop_length - self.frames + 1
         self._probs = lengths / lengths.sum()
+        self.consecutive = bool(consecutive)
+        self._walk = None  # (step, which, start, reset) of consecutive slots
+
+    def _slots(self, step):
+        """(which [b], start frame [b], reset bool [b]) of the crops of `step`."""
+        if not self.consecutive:
+            rng = np.random.default_rng([self.seed, int(step)])
+            which = rng.choice(len(self._probs), size=self.batch_size, p=self._probs)
+            start = rng.integers(0, self._num_starts[which])
+            return which, start, np.ones(self.batch_size, bool)
+        # Each slot's walk depends only on (seed, step): it is replayed from
+        # step 0 (or from the last step asked for) to reach any step, so a
+        # resumed run sees the crops an uninterrupted one sees.
+        if self._walk is None or self._walk[0] > step:
+            which, start = self._slots_fresh(0)
+            self._walk = (0, which, start, np.ones(self.batch_size, bool))
+        t, which, start, reset = self._walk
+        while t < step:
+            t += 1
+            fresh_which, fresh_start = self._slots_fresh(t)
+            start = start + self.frames
+            reset = start >= self._num_starts[which]
+            which = np.where(reset, fresh_which, which)
+            start = np.where(reset, fresh_start, start)
+        self._walk = (t, which, start, reset)
+        return which, start, reset
+
+    def _slots_fresh(self, step):
+        """The utterance and phase a slot that resets at `step` starts with."""
+        rng = np.random.default_rng([self.seed, int(step)])
+        which = rng.choice(len(self._probs), size=self.batch_size, p=self._probs)
+        return which, rng.integers(0, np.minimum(self.frames, self._num_starts[which]))
 
     def get(self, step):
         """The batch of training step `step`.
@@ -378,11 +416,10 @@ class TrainBatches:
                mel=float32 [b, seq_len // hop + 2 * mel_pad, n_mels]), and
           inputs=int16 [b, before + seq_len + after] and inputs_valid=bool [b,
           before + seq_len + after] (False past the utterance's ends) when there
-          are margins or input noise at this step.
+          are margins or input noise at this step; reset=bool [b] for
+          consecutive crops.
         """
-        rng = np.random.default_rng([self.seed, int(step)])
-        which = rng.choice(len(self._probs), size=self.batch_size, p=self._probs)
-        start = rng.integers(0, self._num_starts[which])
+        which, start, reset = self._slots(step)
         first_sample = self._sample_offsets[which] + start * self.hop_length
         first_frame = self._mel_offsets[which] + start
         window = self.frames + 2 * self.mel_pad
@@ -390,6 +427,8 @@ class TrainBatches:
             samples=self._samples[first_sample[:, None] + np.arange(self.seq_len)],
             mel=self._mel[first_frame[:, None] + np.arange(window)],
         )
+        if self.consecutive:
+            batch["reset"] = reset
         noisy = self.input_noise[1] > 0 and step >= self.input_noise_start
         if self.margins == (0, 0) and not noisy:
             return batch
@@ -567,6 +606,7 @@ def train_batches(config, utterances, mel_pad):
         margins=_margin_samples(config),
         input_noise=tuple(t.get("input_noise", (0.0, 0.0))),
         input_noise_start=int(t.get("input_noise_start", 0)),
+        consecutive=bool(t.get("carry_state", False)),
     )
 
 

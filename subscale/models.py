@@ -472,21 +472,51 @@ class SubscaleWaveRNN(nn.Module):
     ):
         """(coarse, fine) teacher-forced log-probabilities, each float32 [b, t]
         in time order (0 on padding); arguments as for `__call__`."""
-        coarse, fine, valid = self._targets(samples, lengths)
-        logits_c, logits_f = self._folded_logits(
-            samples, mel, valid, inputs, margins, inputs_valid
+        log_c, log_f, _ = self.log_probs_from(
+            None, samples, mel, lengths, inputs, margins, inputs_valid
         )
-        return tuple(
+        return log_c, log_f
+
+    def log_probs_from(
+        self,
+        initial_state,
+        samples,
+        mel,
+        lengths=None,
+        inputs=None,
+        margins=(0, 0),
+        inputs_valid=None,
+    ):
+        """`log_probs` from given recurrent states, and the states after the crop.
+
+        Training with `train.carry_state` runs consecutive crops of an utterance
+        through this, handing each crop's final states to the next.
+
+        Args:
+          initial_state: [b * B, H] the state of every row before its first
+            column (row s of crop n at n * B + s), or None for zeros.
+          samples, mel, lengths, inputs, margins, inputs_valid: as for
+            `__call__`.
+
+        Returns:
+          (coarse [b, t], fine [b, t], final states [b * B, H]).
+        """
+        coarse, fine, valid = self._targets(samples, lengths)
+        logits_c, logits_f, final = self._folded_logits(
+            samples, mel, valid, inputs, margins, inputs_valid, initial_state
+        )
+        log_c, log_f = (
             folding.unfold(log_prob_of(logits, classes) * valid, axis=1)
             for logits, classes in ((logits_c, coarse), (logits_f, fine))
         )
+        return log_c, log_f, final
 
     def logits(
         self, samples, mel, lengths=None, inputs=None, margins=(0, 0), inputs_valid=None
     ):
         """Teacher-forced logits ([b, t, 256] coarse, [b, t, 256] fine), time order."""
         _, _, valid = self._targets(samples, lengths)
-        logits_c, logits_f = self._folded_logits(
+        logits_c, logits_f, _ = self._folded_logits(
             samples, mel, valid, inputs, margins, inputs_valid
         )
         return folding.unfold(logits_c, axis=1), folding.unfold(logits_f, axis=1)
@@ -503,7 +533,9 @@ class SubscaleWaveRNN(nn.Module):
         fold = lambda x: folding.fold(x, factor, axis=1)  # noqa: E731
         return fold(coarse), fold(fine), fold(valid)
 
-    def _folded_logits(self, samples, mel, valid, inputs, margins, inputs_valid):
+    def _folded_logits(
+        self, samples, mel, valid, inputs, margins, inputs_valid, initial_state=None
+    ):
         cfg = self.cfg
         b, t = samples.shape
         factor = cfg.subscale_factor
@@ -538,15 +570,18 @@ class SubscaleWaveRNN(nn.Module):
         )
         h = cfg.hidden_size
         target_coarse = audio.scale(folding.fold(audio.split(samples)[0], factor, 1))
+        if initial_state is None:
+            initial_state = jnp.zeros((b * factor, h), cfg.dtype)
         states = self.cell.run(
             ih.reshape(b * factor, n, 3, h),
             (target_coarse * valid).reshape(b * factor, n),
-            jnp.zeros((b * factor, h), cfg.dtype),
+            initial_state.astype(cfg.dtype),
         ).reshape(b, factor, n, h)
         half = h // 2
         return (
             self.cell.coarse_logits(states[..., :half]),
             self.cell.fine_logits(states[..., half:]),
+            states[:, :, -1].reshape(b * factor, h),
         )
 
     def _prediction(self, inputs, grid_valid, mel, left, t):

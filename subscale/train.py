@@ -51,6 +51,9 @@ class TrainState:
     opt_state: Any
     masks: Any  # pruning masks ({} when dense), see sparsity.py
     skipped: jax.Array  # int32 scalar: non-finite steps skipped
+    # train.carry_state: {"h": [batch * B, H]} the rows' states after the last
+    # crop, which the next crop of the same batch slot starts from; else {}.
+    carried: Any = flax.struct.field(default_factory=dict)
 
 
 def make_optimizer(config):
@@ -77,35 +80,45 @@ def create_train_state(config, model, optimizer, key):
     params, masks = sparsity.init_params(
         model.cfg, sparsity.SparsityConfig.from_config(config), init_key
     )
+    carried = {}
+    if config.train.get("carry_state", False):
+        rows = config.train.batch_size * model.cfg.subscale_factor
+        carried = {"h": jnp.zeros((rows, model.cfg.hidden_size), jnp.float32)}
     return TrainState(
         step=jnp.zeros((), jnp.int32),
         params=params,
         opt_state=optimizer.init(params),
         masks=masks,
         skipped=jnp.zeros((), jnp.int32),
+        carried=carried,
     )
 
 
-def nll_bits(model, params, batch, margins=(0, 0)):
-    """Sum of -log2 P over the batch's samples, and their count (weights apply).
+def nll_bits(model, params, batch, margins=(0, 0), initial_state=None):
+    """Sum of -log2 P over the batch's samples, their count (weights apply),
+    and the rows' states after the crop.
 
     `batch["inputs"]`, when present, holds the autoregressive inputs with
     `margins` columns of context around the crop (see
-    `models.SubscaleWaveRNN.__call__`).
+    `models.SubscaleWaveRNN.__call__`); `initial_state` [b * B, H] the rows'
+    states before it (None: zeros).
     """
-    log_p = model.apply(
+    log_c, log_f, final = model.apply(
         {"params": params},
+        initial_state,
         batch["samples"],
         batch["mel"],
         inputs=batch.get("inputs"),
         margins=margins,
         inputs_valid=batch.get("inputs_valid"),
+        method="log_probs_from",
     )
+    log_p = log_c + log_f
     weights = batch.get("weights")
     if weights is None:
         weights = jnp.ones(log_p.shape[:1], log_p.dtype)
     total = -(log_p.sum(axis=-1) * weights).sum() / LN2
-    return total, weights.sum() * log_p.shape[-1]
+    return total, weights.sum() * log_p.shape[-1], final
 
 
 def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
@@ -114,7 +127,8 @@ def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
     Args:
       state: TrainState.
       batch: dict(samples=int16 [b, t], mel=float32 [b, t // hop + 2 MEL_PAD, m]),
-        and optionally inputs (noisy inputs with context margins).
+        and optionally inputs (noisy inputs with context margins) and, with
+        carried states, reset=bool [b] (the slot starts a new utterance).
       model: the Flax module.
       optimizer: the optax transformation.
       nonfinite: "stop" (apply anyway; the host stops at the next check) or
@@ -125,11 +139,19 @@ def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
       (new state, metrics dict of scalars).
     """
 
-    def loss_fn(params):
-        total, count = nll_bits(model, params, batch, margins)
-        return total / count
+    initial = None
+    if state.carried:
+        # A slot that starts a new utterance starts from zeros; gradients do
+        # not flow into the previous crop (truncated backpropagation).
+        rows = state.carried["h"].shape[0] // batch["samples"].shape[0]
+        keep = ~jnp.repeat(batch["reset"], rows)[:, None]
+        initial = jax.lax.stop_gradient(state.carried["h"] * keep)
 
-    loss, grads = jax.value_and_grad(loss_fn)(state.params)
+    def loss_fn(params):
+        total, count, final = nll_bits(model, params, batch, margins, initial)
+        return total / count, final
+
+    (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = sparsity.apply_masks(
@@ -142,8 +164,13 @@ def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
         params = jax.tree_util.tree_map(keep, params, state.params)
         opt_state = jax.tree_util.tree_map(keep, opt_state, state.opt_state)
         skipped = skipped + (~finite).astype(jnp.int32)
+    carried = {"h": final.astype(jnp.float32)} if state.carried else {}
     new_state = state.replace(
-        step=state.step + 1, params=params, opt_state=opt_state, skipped=skipped
+        step=state.step + 1,
+        params=params,
+        opt_state=opt_state,
+        skipped=skipped,
+        carried=carried,
     )
     metrics = dict(loss_bits=loss, grad_norm=grad_norm, finite=finite, skipped=skipped)
     return new_state, metrics

@@ -380,3 +380,99 @@ def test_exact_dependencies_with_linear_prediction(factor, horizon, lookback, le
         factor, horizon, lookback, length, lp_order=6
     )
     subscale_test.check_dependencies(model, params, samples, padded, factor, horizon)
+
+
+# --- State carried across consecutive crops. ---
+
+
+def test_consecutive_crops_follow_each_other_and_replay_exactly():
+    rng = np.random.default_rng(2)
+    utterances = [
+        input_pipeline.Utterance(
+            f"u{k}",
+            "train",
+            rng.integers(-9000, 9000, n).astype(np.int16),
+            rng.normal(size=(n // 10, 3)).astype(np.float32),
+        )
+        for k, n in enumerate([500, 1200, 800])
+    ]
+    kw = dict(seq_len=100, batch_size=4, hop_length=10, mel_pad=2, seed=5)
+    walker = input_pipeline.TrainBatches(utterances, consecutive=True, **kw)
+    batches = [walker.get(step) for step in range(30)]
+    assert batches[0]["reset"].all()
+    resets = 0
+    for before, after in zip(batches, batches[1:]):
+        for k in range(4):
+            if after["reset"][k]:
+                resets += 1
+                continue
+            # The next crop starts where the previous one ended.
+            wave = next(
+                u.samples
+                for u in utterances
+                if _contains(u.samples, before["samples"][k])
+            )
+            start = _find(wave, before["samples"][k])
+            np.testing.assert_array_equal(
+                after["samples"][k], wave[start + 100 : start + 200]
+            )
+    assert 0 < resets < 4 * 29
+    # Asked for a later step first, a fresh pipeline replays the same walk.
+    fresh = input_pipeline.TrainBatches(utterances, consecutive=True, **kw)
+    for step in (17, 3, 29):
+        for key in ("samples", "mel", "reset"):
+            np.testing.assert_array_equal(fresh.get(step)[key], batches[step][key])
+
+
+def test_carried_state_continues_the_recurrence():
+    """Crop 2 from crop 1's final states scores as the second half of the
+    whole waveform does (B = 1, the previous sample as left context)."""
+    cfg, model, params, samples, mel, _ = recipe_setup(1, 0, 0, 48)
+    whole = sampling.pad_frames(mel, jnp.array([mel.shape[1]]))
+    full = model.apply({"params": params}, samples, whole)
+    padded = audio.pad_mel(np.asarray(mel[0]), models.MEL_PAD)[None]
+    half = 24
+    first_mel = padded[:, : half // HOP + 2 * models.MEL_PAD]
+    second_mel = padded[:, half // HOP :]
+    c1, f1, state = model.apply(
+        {"params": params}, None, samples[:, :half], first_mel, method="log_probs_from"
+    )
+    c2, f2, _ = model.apply(
+        {"params": params},
+        state,
+        samples[:, half:],
+        second_mel,
+        inputs=samples[:, half - 1 :],
+        margins=(1, 0),
+        method="log_probs_from",
+    )
+    np.testing.assert_allclose(c1 + f1, full[:, :half], atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(c2 + f2, full[:, half:], atol=2e-5, rtol=1e-5)
+
+
+def test_carry_state_training_resumes_exactly(tmp_path):
+    from configs import tiny
+    from subscale import checkpointing
+    from subscale import train
+
+    config = tiny.get_config()
+    config.train.carry_state = True
+    config.data.crop_context = True
+    config.train.num_steps = 4
+    config.train.checkpoint_every_steps = 2
+    train.train_and_evaluate(config, str(tmp_path / "once"))
+    config.train.num_steps = 2
+    train.train_and_evaluate(config, str(tmp_path / "twice"))
+    config.train.num_steps = 4
+    train.train_and_evaluate(config, str(tmp_path / "twice"))
+    trainer = train.Trainer(config)
+    states = []
+    for name in ("once", "twice"):
+        mngr = checkpointing.manager(str(tmp_path / name), config, read_only=True)
+        try:
+            states.append(checkpointing.restore(mngr, trainer.abstract_state())[0])
+        finally:
+            mngr.close()
+    assert states[0].carried["h"].shape == (config.train.batch_size, 16)
+    assert np.abs(np.asarray(states[0].carried["h"])).max() > 0
+    jax.tree_util.tree_map(np.testing.assert_array_equal, states[0], states[1])
