@@ -594,7 +594,7 @@ class SubscaleWaveRNN(nn.Module):
         x = jnp.where(valid, audio.to_float(inputs), 0.0)
         reach = int(np.abs(d).max())
         x = jnp.pad(x, ((0, 0), (reach, reach)))
-        time = jnp.arange(t)
+        time = np.arange(t)  # static: the offsets are numpy tables
         row = time % factor
         coef = linear_prediction.coefficients(cfg, mel)  # [b, f + 2 MEL_PAD, B, K]
         coef = coef[:, time // cfg.hop_length + MEL_PAD, row]  # [b, t, K]

@@ -84,6 +84,8 @@ def trained(tmp_path_factory):
     config.train.eval_clip_seconds = 0.5
     config.data.crop_context = True
     config.data.pre_emphasis = 0.85
+    config.model.lp_order = 4
+    config.train.carry_state = True
     train.train_and_evaluate(config, workdir)
     return config, workdir
 
