@@ -101,8 +101,8 @@ def quick_options(**given):
     """Tiny models, a few steps, one short clip: the pipeline in a few minutes."""
     defaults = dict(
         factors=(1, 4),
-        rows=("base", "neighbours", "floor"),
-        combine=("pre_emphasis", "crop_context"),
+        rows=("base", "floor"),
+        combine=("lp", "neighbours", "crop_context"),
         num_steps=2,
         clips=1,
         clip_seconds=0.5,
@@ -130,18 +130,26 @@ def base_config(factor, options):
     return config
 
 
-def overrides_of(row, options):
+def _applies(row, factor):
+    factors = ROWS[row][0]
+    return factor in factors or (factor > 1 and 16 in factors)
+
+
+def overrides_of(row, options, factor):
+    """The config overrides of `row` at subscale factor `factor`; "combined"
+    merges those of the --combine rows that apply at that factor."""
     if row == "combined":
         merged = {}
         for name in options.combine:
-            merged.update(ROWS[name][1])
+            if _applies(name, factor):
+                merged.update(ROWS[name][1])
         return merged
     return ROWS[row][1]
 
 
 def row_config(factor, row, options):
     config = base_config(factor, options)
-    for field, value in overrides_of(row, options).items():
+    for field, value in overrides_of(row, options, factor).items():
         group, name = field.split(".")
         config[group][name] = value(config) if callable(value) else value
     config_validation.validate(config)
@@ -156,9 +164,8 @@ def plan(options):
         rows.append("combined")
     out = []
     for row in rows:
-        applies = ROWS[row][0] if row in ROWS else (1, 16)
         for factor in options.factors:
-            if factor in applies or (factor > 1 and 16 in applies):
+            if row == "combined" or _applies(row, factor):
                 out.append((factor, row))
     for row in options.rows:
         if row in SAMPLING_ROWS:
@@ -179,7 +186,7 @@ def run_row(factor, row, options):
         sampling = {}
         overrides = {
             k: (v(base_config(factor, options)) if callable(v) else v)
-            for k, v in overrides_of(row, options).items()
+            for k, v in overrides_of(row, options, factor).items()
         }
     seconds = None
     if row not in SAMPLING_ROWS:

@@ -37,7 +37,7 @@ def test_quick_run_writes_results_and_reuses_runs(tmp_path):
         assert record["eval_bits"] > 0 and "loudness_corr" in record
     with open(os.path.join(tmp_path, "results.md")) as f:
         text = f.read()
-    assert "| neighbours |" in text and "| combined |" in text
+    assert "| floor |" in text and "| combined |" in text
     # A second run trains nothing.
     again = recipe_ablation.run(options, "test")
     assert all(r["train_seconds"] is None for r in again)

@@ -138,7 +138,12 @@ def test_train_equals_sample_with_pre_emphasis():
 
 @pytest.mark.parametrize(
     "factor,horizon,lookback,rows,scale",
-    [(1, 0, 0, 0, 0.05), (4, 2, 3, 2, 1.0), (16, 1, 2, 2, 0.1), (4, 0, 1, 1, 1.0)],
+    [
+        (1, 0, 0, 0, 0.05),
+        (4, 2, 3, 2, 1.0),
+        pytest.param(16, 1, 2, 2, 0.1, marks=pytest.mark.slow),
+        pytest.param(4, 0, 1, 1, 1.0, marks=pytest.mark.slow),
+    ],
 )
 def test_train_equals_sample_with_neighbours(factor, horizon, lookback, rows, scale):
     cfg, model, params, _, mel, _ = recipe_setup(
@@ -154,7 +159,7 @@ def test_train_equals_sample_with_neighbours(factor, horizon, lookback, rows, sc
 
 @pytest.mark.parametrize(
     "factor,horizon,lookback,rows,length",
-    [(4, 2, 3, 2, 64), (16, 1, 2, 2, 128)],
+    [pytest.param(4, 2, 3, 2, 64, marks=pytest.mark.slow), (16, 1, 2, 2, 128)],
 )
 def test_exact_dependencies_with_neighbours(factor, horizon, lookback, rows, length):
     _, model, params, samples, _, padded = recipe_setup(
@@ -175,7 +180,10 @@ def test_neighbours_reach_the_cell():
 # --- Crop context: real samples around a crop, read but not scored. ---
 
 
-@pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3), (16, 3, 2)])
+@pytest.mark.parametrize(
+    "factor,horizon,lookback",
+    [(1, 0, 0), pytest.param(4, 2, 3, marks=pytest.mark.slow), (16, 3, 2)],
+)
 def test_crop_with_its_right_context_equals_the_longer_waveform(
     factor, horizon, lookback
 ):
@@ -373,7 +381,12 @@ def test_train_equals_sample_with_linear_prediction(factor, horizon, lookback, o
 
 
 @pytest.mark.parametrize(
-    "factor,horizon,lookback,length", [(1, 0, 0, 32), (4, 2, 3, 64), (16, 1, 2, 128)]
+    "factor,horizon,lookback,length",
+    [
+        (1, 0, 0, 32),
+        pytest.param(4, 2, 3, 64, marks=pytest.mark.slow),
+        (16, 1, 2, 128),
+    ],
 )
 def test_exact_dependencies_with_linear_prediction(factor, horizon, lookback, length):
     _, model, params, samples, _, padded = recipe_setup(

@@ -151,7 +151,15 @@ def test_adam_moments_cannot_revive_scheduled_pruning():
     assert np.abs(np.asarray(models.matrix(adam.mu, "R"))[pruned]).max() > 0
 
 
-@pytest.mark.parametrize("factor,horizon,lookback", [(1, 0, 0), (4, 2, 3), (16, 1, 2)])
+# The default run keeps B = 16; B = 1 and 4 run with -m slow.
+@pytest.mark.parametrize(
+    "factor,horizon,lookback",
+    [
+        pytest.param(1, 0, 0, marks=pytest.mark.slow),
+        pytest.param(4, 2, 3, marks=pytest.mark.slow),
+        (16, 1, 2),
+    ],
+)
 def test_sparse_path_equals_dense_masked_path(factor, horizon, lookback):
     cfg, model, params, _, mel, _ = subscale_test.setup(factor, horizon, lookback, 96)
     scfg = sparsity_config(block_shape=(4, 1), prune=("R", "O1", "O2", "O3", "O4"))

@@ -141,7 +141,13 @@ def _perturbed_log_probs(model, params, samples, padded):
 
 @pytest.mark.parametrize(
     "factor,horizon,lookback,length",
-    [(1, 0, 0, 32), (2, 1, 2, 40), (4, 2, 3, 64), (16, 1, 1, 128), (16, 3, 2, 160)],
+    [
+        (1, 0, 0, 32),
+        pytest.param(2, 1, 2, 40, marks=pytest.mark.slow),
+        (4, 2, 3, 64),
+        pytest.param(16, 1, 1, 128, marks=pytest.mark.slow),
+        (16, 3, 2, 160),
+    ],
 )
 def test_exact_dependencies(factor, horizon, lookback, length):
     cfg, model, params, samples, _, padded = setup(factor, horizon, lookback, length)

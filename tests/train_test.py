@@ -176,7 +176,10 @@ def test_subscale_config_through_every_mode(tmp_path):
     np.testing.assert_array_equal(streamed, vocoder.generate(mel, seed=4))
 
 
-@pytest.mark.parametrize("dtype,factor", [("bfloat16", 1), ("float16", 4)])
+@pytest.mark.parametrize(
+    "dtype,factor",
+    [("bfloat16", 1), pytest.param("float16", 4, marks=pytest.mark.slow)],
+)
 def test_low_precision_compute_trains_and_samples(dtype, factor):
     # model.dtype is a documented config value: every mode must run with it.
     config = tiny.get_config()
