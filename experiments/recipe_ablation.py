@@ -61,14 +61,6 @@ ROWS = {
     "pre_emphasis": ((1, 16), {"data.pre_emphasis": 0.85}),
     "crop_context": ((1, 16), {"data.crop_context": True}),
     "neighbours": ((16,), {"model.neighbour_rows": 2}),
-    "fine_scale": ((1, 16), {"model.fine_input_scale": 0.125}),
-    "input_noise": (
-        (1, 16),
-        {
-            "train.input_noise": (16.0, 128.0),
-            "train.input_noise_start": lambda c: c.train.num_steps // 2,
-        },
-    ),
     "long_crops": (
         (1, 16),
         {
@@ -77,6 +69,14 @@ ROWS = {
         },
     ),
     "carry_state": ((1, 16), {"train.carry_state": True, "data.crop_context": True}),
+    "fine_scale": ((1, 16), {"model.fine_input_scale": 0.125}),
+    "input_noise": (
+        (1, 16),
+        {
+            "train.input_noise": (16.0, 128.0),
+            "train.input_noise_start": lambda c: c.train.num_steps // 2,
+        },
+    ),
 }
 # Rows that only change how the base model is sampled.
 SAMPLING_ROWS = {
