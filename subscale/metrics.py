@@ -32,10 +32,10 @@ Definitions:
   original level over the original's quietest `QUIET_SHARE` of frames (pauses,
   closures and fades: where a free-running model's noise shows most; 0 or
   below is ideal).
-- Wideband PESQ (ITU-T P.862.2, the `pesq` package, 16 kHz) and STOI (the
-  `pystoi` package): optional; `pesq_wb` and `stoi` return None when the package
-  is not installed (`pip install -e '.[experiments]'`) or the signal is too
-  short or silent for it.
+- STOI (the `pystoi` package) and wideband PESQ (ITU-T P.862.2, the optional
+  `pesq` package, 16 kHz: `pip install -e '.[experiments]'`); `stoi` and
+  `pesq_wb` return None when the signal is too short or silent for them, and
+  `pesq_wb` also when `pesq` is not installed.
 """
 
 import math
@@ -43,16 +43,13 @@ import warnings
 
 import librosa
 import numpy as np
+import pystoi
 from absl import logging
 
 try:
     import pesq
 except ImportError:
     pesq = None
-try:
-    import pystoi
-except ImportError:
-    pystoi = None
 
 PESQ_RATE = 16_000
 # 20 log10(x) = DB_PER_NEPER ln(x).
@@ -247,11 +244,8 @@ def pesq_wb(ref, est, sample_rate):
 def stoi(ref, est, sample_rate):
     """Short-time objective intelligibility (0 to 1), or None.
 
-    None when the `pystoi` package is missing or `ref` has less than the 384 ms
-    of non-silent audio STOI needs.
+    None when `ref` has less than the 384 ms of non-silent audio STOI needs.
     """
-    if pystoi is None:
-        return None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         value = pystoi.stoi(np.asarray(ref), np.asarray(est), sample_rate)
@@ -284,4 +278,4 @@ def near_mask(num_frames, centres, radius, hop_length):
 
 def available():
     """Which optional metrics can run here: dict(pesq=bool, stoi=bool)."""
-    return dict(pesq=pesq is not None, stoi=pystoi is not None)
+    return dict(pesq=pesq is not None, stoi=True)
