@@ -18,31 +18,7 @@ HOP = subscale_test.HOP
 N_MELS = subscale_test.N_MELS
 
 
-def recipe_setup(factor, horizon, lookback, length, seed=0, **options):
-    """As `subscale_test.setup`, for a ModelConfig with recipe `options`."""
-    cfg = models.ModelConfig(
-        hidden_size=16,
-        cond_channels=8,
-        n_mels=N_MELS,
-        hop_length=HOP,
-        subscale_factor=factor,
-        future_horizon=horizon,
-        lookback=lookback,
-        context_summary=6,
-        context_channels=7,
-        **options,
-    )
-    model = models.SubscaleWaveRNN(cfg)
-    rng = np.random.default_rng(seed)
-    samples = jnp.asarray(rng.integers(-20000, 20000, (1, length)), jnp.int16)
-    mel = jnp.asarray(rng.normal(size=(1, length // HOP, N_MELS)), jnp.float32)
-    padded = sampling.pad_frames(mel, jnp.array([length // HOP]))
-    params = models.init_params(cfg, jax.random.PRNGKey(seed))
-    params = jax.tree_util.tree_map(
-        lambda p: p + 0.3 * jax.random.normal(jax.random.PRNGKey(seed + 1), p.shape),
-        params,
-    )
-    return cfg, model, params, samples, mel, padded
+recipe_setup = subscale_test.setup
 
 
 # --- Sampling: the inverse CDF and the shaping of the softmax. ---
@@ -123,14 +99,11 @@ def test_train_equals_sample_with_pre_emphasis():
     # Quiet samples (coarse classes near the middle), so that de-emphasis never
     # clips and pre-emphasis gives back exactly what was drawn.
     near_zero = 30.0 * np.exp(-(((np.arange(256) - 127.5) / 3.0) ** 2))
+    params = jax.tree_util.tree_map(lambda p: p, params)  # setup() is cached
     params["cell"]["O2"]["bias"] = params["cell"]["O2"]["bias"] + near_zero
-    sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
-    samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
-    frames = mel.shape[1]
-    padded = sampling.pad_frames(mel, jnp.array([frames]))
-    drawn = audio.pre_emphasis(np.asarray(samples), 0.85)
-    expected = model.apply({"params": params}, drawn[None], padded)[0]
-    np.testing.assert_allclose(log_p, expected, atol=2e-5, rtol=1e-5)
+    subscale_test.check_train_equals_sample(
+        cfg, model, params, mel, drawn=lambda x: audio.pre_emphasis(x, 0.85)
+    )
 
 
 # --- Direct neighbours and the fine-input scale. ---
@@ -150,11 +123,7 @@ def test_train_equals_sample_with_neighbours(factor, horizon, lookback, rows, sc
         factor, horizon, lookback, 96, neighbour_rows=rows, fine_input_scale=scale
     )
     assert len(cfg.neighbour_offsets) == rows * (min(horizon, 1) + 1)
-    sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
-    samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
-    padded = sampling.pad_frames(mel, jnp.array([mel.shape[1]]))
-    expected = model.apply({"params": params}, samples[None], padded)[0]
-    np.testing.assert_allclose(log_p, expected, atol=2e-5, rtol=1e-5)
+    subscale_test.check_train_equals_sample(cfg, model, params, mel)
 
 
 @pytest.mark.parametrize(
@@ -373,11 +342,7 @@ def test_train_equals_sample_with_linear_prediction(factor, horizon, lookback, o
         factor, horizon, lookback, 96, lp_order=order
     )
     assert params["cell"]["I_lp"]["kernel"].shape == (1, 48)
-    sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
-    samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
-    padded = sampling.pad_frames(mel, jnp.array([mel.shape[1]]))
-    expected = model.apply({"params": params}, samples[None], padded)[0]
-    np.testing.assert_allclose(log_p, expected, atol=5e-5, rtol=1e-5)
+    subscale_test.check_train_equals_sample(cfg, model, params, mel, atol=5e-5)
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,10 @@ HOP = 4
 N_MELS = 5
 
 
-def tiny_config(factor=1, horizon=0, lookback=0, hidden=16):
+def tiny_config(factor=1, horizon=0, lookback=0, hidden=16, **options):
+    """A tiny ModelConfig; `options` are further ModelConfig fields."""
     return models.ModelConfig(
+        **options,
         hidden_size=hidden,
         cond_channels=8,
         n_mels=N_MELS,
@@ -32,9 +34,13 @@ def tiny_config(factor=1, horizon=0, lookback=0, hidden=16):
 
 
 @functools.lru_cache(maxsize=None)
-def setup(factor=1, horizon=0, lookback=0, length=48, seed=0):
-    """A model with random parameters, a random waveform and padded mel."""
-    cfg = tiny_config(factor, horizon, lookback)
+def setup(factor=1, horizon=0, lookback=0, length=48, seed=0, **options):
+    """A model with random parameters, a random waveform and padded mel.
+
+    `options` are further ModelConfig fields. Cached: copy the parameters
+    before changing them.
+    """
+    cfg = tiny_config(factor, horizon, lookback, **options)
     model = models.SubscaleWaveRNN(cfg)
     rng = np.random.default_rng(seed)
     samples = jnp.asarray(rng.integers(-20000, 20000, (1, length)), jnp.int16)
@@ -250,13 +256,24 @@ def test_context_network_reads_exactly_its_window(factor, horizon, lookback):
 )
 def test_train_equals_sample(factor, horizon, lookback):
     cfg, model, params, _, mel, _ = setup(factor, horizon, lookback, 96)
+    check_train_equals_sample(cfg, model, params, mel)
+
+
+def check_train_equals_sample(cfg, model, params, mel, drawn=None, atol=2e-5):
+    """The sampler's log-probs of what it drew equal the teacher-forced ones.
+
+    `drawn` maps the sampler's int16 output to what the model drew (e.g. the
+    pre-emphasis of a model that de-emphasises its output).
+    """
     sample_fn = sampling.make_sample_fn(cfg, with_log_probs=True)
     frames = mel.shape[1]
     samples, log_p = sample_fn(params, mel[0], jax.random.PRNGKey(5))
     assert samples.shape == (frames * HOP,) and samples.dtype == jnp.int16
+    if drawn is not None:
+        samples = drawn(np.asarray(samples))
     padded = sampling.pad_frames(mel, jnp.array([frames]))
     expected = model.apply({"params": params}, samples[None], padded)[0]
-    np.testing.assert_allclose(log_p, expected, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(log_p, expected, atol=atol, rtol=1e-5)
 
 
 def test_train_equals_sample_with_lengths_not_multiple_of_factor():
