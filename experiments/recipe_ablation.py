@@ -100,7 +100,7 @@ class Options:
 def quick_options(**given):
     """Tiny models, a few steps, one short clip: the pipeline in a few minutes."""
     defaults = dict(
-        factors=(1, 4),
+        factors=(4,),
         rows=("base", "floor"),
         combine=("lp", "neighbours", "crop_context"),
         num_steps=2,

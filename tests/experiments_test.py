@@ -77,6 +77,7 @@ def _check_outputs(root, records, clips, report_clips=3):
     assert by_name["B1"]["samples_per_second"] > 0
 
 
+@pytest.mark.slow  # the command-line test below runs the same pipeline
 def test_small_run_writes_every_output_and_resumes(tmp_path):
     """One tiny model (B = 1) with every baseline and output, then a re-run."""
     root = str(tmp_path)

@@ -348,7 +348,7 @@ def test_train_equals_sample_with_linear_prediction(factor, horizon, lookback, o
 @pytest.mark.parametrize(
     "factor,horizon,lookback,length",
     [
-        (1, 0, 0, 32),
+        pytest.param(1, 0, 0, 32, marks=pytest.mark.slow),
         pytest.param(4, 2, 3, 64, marks=pytest.mark.slow),
         (16, 1, 2, 128),
     ],

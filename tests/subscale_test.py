@@ -150,7 +150,7 @@ def _perturbed_log_probs(model, params, samples, padded):
     [
         (1, 0, 0, 32),
         pytest.param(2, 1, 2, 40, marks=pytest.mark.slow),
-        (4, 2, 3, 64),
+        pytest.param(4, 2, 3, 64, marks=pytest.mark.slow),
         pytest.param(16, 1, 1, 128, marks=pytest.mark.slow),
         (16, 3, 2, 160),
     ],
