@@ -185,7 +185,7 @@ def free_running(model_cfg, params, clip_list, mel_cfg, sampling_config, seed=0)
         return {}, []
     hop = model_cfg.hop_length
     sample_rate = mel_cfg.sample_rate
-    sample_fn = _sample_fn(model_cfg, sampling_config.noise)
+    sample_fn = cached_sample_fn(model_cfg, sampling_config.noise)
     lengths = np.array([mel.shape[0] for _, _, mel in clip_list], np.int32)
     mels = np.full(
         (len(clip_list), lengths.max(), model_cfg.n_mels),
@@ -226,7 +226,7 @@ def free_running(model_cfg, params, clip_list, mel_cfg, sampling_config, seed=0)
 
 
 @functools.lru_cache(maxsize=8)
-def _sample_fn(model_cfg, noise):
+def cached_sample_fn(model_cfg, noise):
     """One jitted sampler per model shape: periodic evaluations compile once."""
     return sampling.make_sample_fn(model_cfg, noise=noise)
 

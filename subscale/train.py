@@ -37,7 +37,6 @@ from subscale import files
 from subscale import input_pipeline
 from subscale import models
 from subscale import plots
-from subscale import sampling
 from subscale import sharding
 from subscale import sparsity
 
@@ -403,7 +402,7 @@ def _vocode_dev_clip(trainer, params, utterance, workdir, step):
         1, int(cfg.train.vocode_seconds * cfg.data.sample_rate) // cfg.data.hop_length
     )
     mel = utterance.mel[:frames]
-    sample_fn = sampling.make_sample_fn(trainer.model_config, noise=cfg.sampling.noise)
+    sample_fn = evaluation.cached_sample_fn(trainer.model_config, cfg.sampling.noise)
     generated = sample_fn(
         params,
         mel,
