@@ -113,6 +113,10 @@ def quick_options(**given):
 def base_config(factor, options):
     """The B = 1 or B > 1 demo config at the ablation's budget."""
     config = (demo if factor == 1 else demo_subscale).get_config()
+    # "base" is the recipe before this experiment, whatever the demos adopt.
+    config.model.lp_order = 0
+    config.data.pre_emphasis = 0.0
+    config.data.crop_context = False
     if options.quick:
         model = config.model.to_dict()
         common.shrink_to_tiny(config)
