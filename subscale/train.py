@@ -346,6 +346,11 @@ def train_and_evaluate(config, workdir):
                     skipped=int(fetched[-1]["skipped"]),
                     learning_rate=float(trainer.schedule(step - 1)),
                     steps_per_second=len(fetched) / (now - tick),
+                    # CPU seconds of this process so far (all threads; resets
+                    # when a run resumes) and the clock: the cost of a budget
+                    # reached in pieces.
+                    cpu_seconds=round(time.process_time(), 1),
+                    time=round(time.time(), 1),
                 )
                 tick, pending = now, []
                 _append_jsonl(metrics_path, last)

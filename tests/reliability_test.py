@@ -82,7 +82,7 @@ def _run(args, env=None, timeout=300):
 
 
 def _metrics(workdir):
-    """Complete lines of metrics.jsonl, without the timing field."""
+    """Complete lines of metrics.jsonl, without the timing fields."""
     try:
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             text = f.read()
@@ -90,7 +90,8 @@ def _metrics(workdir):
         return []
     records = [json.loads(line) for line in text.split("\n")[:-1]]
     for record in records:
-        record.pop("steps_per_second", None)
+        for field in ("steps_per_second", "cpu_seconds", "time"):
+            record.pop(field, None)
     return records
 
 
