@@ -80,16 +80,20 @@ def display_path(path):
 
     Returns:
       "subscale/..." inside the package (the same in a checkout and in an
-      installed copy), else the path relative to the repository root when the
-      package sits in a checkout and `path` is under its root, else the
-      absolute path.
+      installed copy), else a relative `path` as given (e.g.
+      "../shared/data/manifest.csv"), else the path relative to the repository
+      root when the package sits in a checkout and `path` is under its root,
+      else the absolute path.
     """
     if not path:
         return path
-    path = os.path.abspath(resolve_corpus(path))
+    given = resolve_corpus(path)
+    path = os.path.abspath(given)
     if _is_within(path, PACKAGE_DIR):
         relative = os.path.relpath(path, PACKAGE_DIR)
         return _slashed(os.path.join(os.path.basename(PACKAGE_DIR), relative))
+    if not os.path.isabs(given):
+        return _slashed(given)
     repo = os.path.dirname(PACKAGE_DIR)
     if os.path.isfile(os.path.join(repo, "pyproject.toml")) and _is_within(path, repo):
         return _slashed(os.path.relpath(path, repo))

@@ -271,3 +271,7 @@ def test_display_path_is_relative_to_the_package_or_the_repository(tmp_path):
     assert input_pipeline.display_path(configs) == "configs"
     assert input_pipeline.display_path(str(tmp_path)) == str(tmp_path)
     assert input_pipeline.display_path("") == ""
+    # A relative path is shown as given: it names no machine folder.
+    assert input_pipeline.display_path("../shared/data/./manifest.csv") == (
+        "../shared/data/manifest.csv"
+    )
