@@ -1,10 +1,12 @@
 """The Python API: `create`, `load` and the `Vocoder` they return.
 
-vocoder = subscale.load(workdir)
+vocoder = subscale.load(workdir)               # or subscale.load("speech16k")
 mel = vocoder.features(audio, sample_rate)     # [frames, n_mels]
 wave = vocoder.generate(mel, seed=0)           # float32 [frames * hop]
 log_p = vocoder.log_prob(samples_int16, mel)   # [T] nats, time order
 """
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ from subscale import errors
 from subscale import evaluation
 from subscale import folding
 from subscale import models
+from subscale import pretrained
 from subscale import sampling
 from subscale import sharding
 from subscale import sparsity
@@ -277,11 +280,31 @@ def create(config, seed=0):
 
 
 def load(workdir):
-    """The vocoder of the latest checkpoint in `workdir`, with its config.
+    """The vocoder of a training workdir, an exported model or a packaged model.
+
+    Args:
+      workdir: a training workdir (its latest checkpoint), a folder written by
+        `pretrained.export`, or the name of a model shipped in the package
+        (`pretrained_models()`, e.g. "speech16k").
 
     Reads the parameters alone (no optimizer state). Masked (pruned) weights
     are stored as exact zeros, so a sparse model loads as its sparse
     parameters.
+
+    Raises:
+      SubscaleError: `workdir` is none of these (the message lists the
+        packaged models), or what it holds does not load.
     """
-    config, params, _, _ = checkpointing.restore_params(str(workdir))
+    path = str(workdir)
+    if pretrained.is_model_dir(path):
+        config, params, _ = pretrained.read(path)
+    elif os.path.isdir(path):
+        config, params, _, _ = checkpointing.restore_params(path)
+    else:
+        config, params, _ = pretrained.read(pretrained.path_of(path))
     return Vocoder(config, params)
+
+
+def pretrained_models():
+    """The names of the trained models shipped in the package."""
+    return pretrained.names()

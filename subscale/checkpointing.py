@@ -192,6 +192,17 @@ def abstract(tree, sharding):
     )
 
 
+def param_shapes(config):
+    """(params, masks) of `config`'s model as ShapeDtypeStructs (no compute)."""
+    model_cfg = models.ModelConfig.from_config(config)
+    return jax.eval_shape(
+        lambda key: sparsity.init_params(
+            model_cfg, sparsity.SparsityConfig.from_config(config), key
+        ),
+        jax.random.PRNGKey(0),
+    )
+
+
 def restore_params(workdir, config=None):
     """The parameters of the newest checkpoint in `workdir`, for inference.
 
@@ -215,15 +226,8 @@ def restore_params(workdir, config=None):
         config = saved
     else:
         check_compatible(saved, config, workdir)
-    model_cfg = models.ModelConfig.from_config(config)
-    shapes = jax.eval_shape(
-        lambda key: sparsity.init_params(
-            model_cfg, sparsity.SparsityConfig.from_config(config), key
-        ),
-        jax.random.PRNGKey(0),
-    )
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    params, masks = abstract(shapes, sharding)
+    params, masks = abstract(param_shapes(config), sharding)
     mngr = manager(workdir, config, read_only=True)
     try:
         state, step = restore(mngr, dict(params=params, masks=masks))

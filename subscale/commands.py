@@ -6,6 +6,7 @@ a SubscaleError names the file or config field and what is wrong.
 
 import os
 import sys
+import tempfile
 
 import numpy as np
 import soundfile
@@ -18,26 +19,40 @@ from subscale import evaluation
 from subscale import files
 from subscale import input_pipeline
 from subscale import plots
+from subscale import pretrained
 
 MODES = ("train", "evaluate", "vocode")
 
 
-def run(mode, config, workdir, *, input_path=None, output=None, stream=False):
-    """Runs one mode; returns the process exit code (0 on success)."""
+def run(
+    mode, config, workdir, *, input_path=None, output=None, stream=False, model=None
+):
+    """Runs one mode; returns the process exit code (0 on success).
+
+    `model` (a packaged model's name or an exported model folder) stands in
+    for `config` and `workdir` in the modes that read a model; `workdir`, if
+    given with it, receives evaluate's eval.json and feature cache.
+    """
     try:
         if mode not in MODES:
             raise errors.SubscaleError(f"--mode={mode!r}: choose from {MODES}")
-        if not workdir:
-            raise errors.SubscaleError("--workdir is required")
+        if model and mode == "train":
+            raise errors.SubscaleError(
+                "--model: --mode=train starts from --config and --workdir"
+            )
+        if not model and not workdir:
+            raise errors.SubscaleError("--workdir (or --model) is required")
         if mode == "train":
+            if config is None:
+                raise errors.SubscaleError("--config is required for --mode=train")
             # Imported here: evaluating and vocoding need no optimizer stack.
             from subscale import train
 
             train.train_and_evaluate(config, workdir)
         elif mode == "evaluate":
-            evaluation.evaluate(config, workdir)
+            _evaluate(config, workdir, model, input_path)
         else:
-            vocode(workdir, input_path, output, stream=stream)
+            vocode(model or workdir, input_path, output, stream=stream)
     except errors.SubscaleError as e:
         _report(str(e))
         return 1
@@ -47,12 +62,42 @@ def run(mode, config, workdir, *, input_path=None, output=None, stream=False):
     return 0
 
 
+def _evaluate(config, workdir, model, input_path):
+    """evaluate mode: a workdir's checkpoint under `config`, or `model`."""
+    if input_path and not os.path.isdir(input_path):
+        raise errors.SubscaleError(
+            f"{input_path}: --input for --mode=evaluate must be a folder of audio"
+        )
+    if not model:
+        if config is None:
+            raise errors.SubscaleError("--config (or --model) is required")
+        if input_path:
+            config.data.eval_dir = input_path
+        evaluation.evaluate(config, workdir)
+        return
+    path = model if pretrained.is_model_dir(model) else pretrained.path_of(model)
+    config, params, info = pretrained.read(path)
+    if input_path:
+        config.data.eval_dir = input_path
+    with tempfile.TemporaryDirectory() as scratch:
+        evaluation.evaluate(
+            config,
+            workdir or scratch,
+            params=params,
+            step=info.get("step"),
+            write=bool(workdir),
+        )
+
+
 def _report(message):
     print("error: " + " ".join(message.split()), file=sys.stderr)
 
 
 def vocode(workdir, input_path, output, *, stream=False, chunk_frames=100):
-    """Vocodes a file, or every audio file under a folder, into `output`."""
+    """Vocodes a file, or every audio file under a folder, into `output`.
+
+    `workdir`: anything `api.load` reads (a workdir or a model's name).
+    """
     if not input_path:
         raise errors.SubscaleError("--input is required for --mode=vocode")
     if not output:

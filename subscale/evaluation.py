@@ -184,7 +184,6 @@ def free_running(model_cfg, params, clip_list, mel_cfg, sampling_config, seed=0)
     if not clip_list:
         return {}, []
     hop = model_cfg.hop_length
-    sample_rate = mel_cfg.sample_rate
     sample_fn = cached_sample_fn(model_cfg, sampling_config.noise)
     lengths = np.array([mel.shape[0] for _, _, mel in clip_list], np.int32)
     mels = np.full(
@@ -203,26 +202,46 @@ def free_running(model_cfg, params, clip_list, mel_cfg, sampling_config, seed=0)
             **shaping_kwargs(sampling_config),
         )
     )
+    generated = [
+        audio.to_float(out[n, : samples.shape[0]])
+        for n, (_, samples, _) in enumerate(clip_list)
+    ]
+    return score_clips(clip_list, generated, mel_cfg, hop), generated
+
+
+def score_clips(clip_list, generated, mel_cfg, hop):
+    """The free-running metrics of `generated` audio against its clips.
+
+    Args:
+      clip_list: from `clips`: (name, int16 samples, log-mel) each.
+      generated: one float waveform per clip, at least as long as its clip
+        (a vocoder's output, or another system's such as Griffin-Lim).
+      mel_cfg: audio.MelConfig of the clips' features.
+      hop: samples per mel frame.
+
+    Returns:
+      Means over the clips: log_mel_db, loudness_corr, quiet_excess_db, stoi,
+      pesq (a metric is left out when no clip could compute it).
+    """
     scores = []
-    generated = []
-    for n, (_, samples, mel) in enumerate(clip_list):
+    for (_, samples, mel), est in zip(clip_list, generated, strict=True):
         ref = audio.to_float(samples)
-        est = audio.to_float(out[n, : samples.shape[0]])
-        generated.append(est)
-        score = dict(
-            log_mel_db=metrics.log_mel_distance(mel, audio.mel(est, mel_cfg)),
-            loudness_corr=metrics.loudness_correlation(ref, est, hop),
-            quiet_excess_db=metrics.quiet_excess_db(ref, est, hop),
-            stoi=metrics.stoi(ref, est, sample_rate),
-            pesq=metrics.pesq_wb(ref, est, sample_rate),
+        est = np.asarray(est[: samples.shape[0]], np.float32)
+        scores.append(
+            dict(
+                log_mel_db=metrics.log_mel_distance(mel, audio.mel(est, mel_cfg)),
+                loudness_corr=metrics.loudness_correlation(ref, est, hop),
+                quiet_excess_db=metrics.quiet_excess_db(ref, est, hop),
+                stoi=metrics.stoi(ref, est, mel_cfg.sample_rate),
+                pesq=metrics.pesq_wb(ref, est, mel_cfg.sample_rate),
+            )
         )
-        scores.append(score)
     means = {}
-    for key in scores[0]:
+    for key in scores[0] if scores else ():
         values = [s[key] for s in scores if s[key] is not None and np.isfinite(s[key])]
         if values:
             means[key] = float(np.mean(values))
-    return means, generated
+    return means
 
 
 @functools.lru_cache(maxsize=8)

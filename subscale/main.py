@@ -1,5 +1,7 @@
 r"""Command line: train, evaluate or vocode.
 
+  python -m subscale.main --model=speech16k --mode=vocode \
+      --input=speech.flac --output=/tmp/out
   python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo
   python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo \
       --mode=evaluate
@@ -23,8 +25,19 @@ config_flags.DEFINE_config_file(
     "config", None, "Config file (configs/NAME.py).", lock_config=True
 )
 flags.DEFINE_string("workdir", None, "Folder for checkpoints, metrics and outputs.")
+flags.DEFINE_string(
+    "model",
+    None,
+    "evaluate, vocode: a packaged model (subscale.pretrained_models()) or an "
+    "exported model folder, instead of --config and --workdir.",
+)
 flags.DEFINE_enum("mode", "train", commands.MODES, "What to run.")
-flags.DEFINE_string("input", None, "vocode: an audio file or a folder of them.")
+flags.DEFINE_string(
+    "input",
+    None,
+    "vocode: an audio file or a folder of them; evaluate: a folder to score "
+    "instead of the dev split.",
+)
 flags.DEFINE_string("output", None, "vocode: folder for the wav and PNG files.")
 flags.DEFINE_bool("stream", False, "vocode: write audio chunk by chunk as it is made.")
 flags.DEFINE_bool(
@@ -33,7 +46,6 @@ flags.DEFINE_bool(
 flags.DEFINE_string("coordinator", None, "Multi-host: coordinator HOST:PORT.")
 flags.DEFINE_integer("num_processes", None, "Multi-host: number of processes.")
 flags.DEFINE_integer("process_id", None, "Multi-host: this process's index.")
-flags.mark_flags_as_required(["config", "workdir"])
 FLAGS = flags.FLAGS
 
 
@@ -64,6 +76,7 @@ def main(argv):
             input_path=FLAGS.input,
             output=FLAGS.output,
             stream=FLAGS.stream,
+            model=FLAGS.model,
         )
     )
 

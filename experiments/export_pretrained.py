@@ -1,0 +1,283 @@
+r"""Ships a trained workdir as a packaged model, with its learning curve and scores.
+
+1. Exports the newest checkpoint of --workdir into `subscale/pretrained/NAME/`
+   (`pretrained.export`: config.json, params.npz, info.json), so that
+   `subscale.load(NAME)` and `--model=NAME` find it.
+2. Writes the learning curve (dev NLL and the free-running metrics against
+   steps, with the CPU time and wall time spent) from the workdir's
+   metrics.jsonl to `experiments/results/NAME/learning_curve.{md,jsonl,png}`.
+3. Scores the exported model on the dev split of its corpus: NLL on every dev
+   crop beside the forward-adaptive LPC reference on the same crops, and
+   free-running quality on --clips dev clips beside Griffin-Lim on the same
+   clips; writes `experiments/results/NAME/scores.{md,json}` and copies the
+   figures into info.json.
+
+Run (from the repository root, with `../shared` beside it):
+  python -m experiments.export_pretrained --workdir=runs/speech16k --name=speech16k
+  python -m experiments.export_pretrained --workdir=runs/speech16k --noexport \
+      --noscore   # the learning curve alone, while training goes on
+"""
+
+import datetime
+import json
+import os
+import tempfile
+
+import numpy as np
+from absl import app
+from absl import flags
+from matplotlib import figure
+
+from experiments import common
+from experiments import compare
+from experiments import lpc_reference
+from subscale import audio
+from subscale import baselines
+from subscale import evaluation
+from subscale import input_pipeline
+from subscale import pretrained
+
+FLAGS = flags.FLAGS
+RESULTS = "experiments/results"
+# (metrics.jsonl key, column title, decimals) of the learning curve.
+CURVE_COLUMNS = (
+    ("dev_bits", "dev NLL", 3),
+    ("dev_log_mel_db", "log-mel dB", 2),
+    ("dev_loudness_corr", "loudness r", 3),
+    ("dev_quiet_excess_db", "quiet +dB", 1),
+    ("dev_stoi", "STOI", 3),
+    ("dev_pesq", "PESQ", 2),
+)
+# The free-running figures copied into info.json.
+_FREE = ("log_mel_db", "loudness_corr", "quiet_excess_db", "stoi", "pesq", "clips")
+
+
+def define_flags():
+    flags.DEFINE_string("workdir", None, "The training workdir to ship.")
+    flags.DEFINE_string("name", "speech16k", "Name of the packaged model.")
+    flags.DEFINE_bool("export", True, "Write the weights into the package.")
+    flags.DEFINE_bool("score", True, "Score the packaged model and Griffin-Lim.")
+    flags.DEFINE_integer("clips", 8, "Free-running dev clips.")
+    flags.DEFINE_float("clip_seconds", 3.0, "Seconds per clip.")
+    flags.mark_flag_as_required("workdir")
+
+
+def read_metrics(workdir):
+    """The records of `workdir/metrics.jsonl`; a step logged twice (a run that
+    resumed from an older checkpoint) keeps its newest record."""
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def cost(records):
+    """{cpu_hours, wall_hours, runs, first, last} spent on the training lines.
+
+    CPU time: `cpu_seconds` counts from each run's start, so the total adds
+    the last value of every run (a run ends where the counter drops). Lines
+    written before the counter existed count their wall time (steps over
+    steps per second) as CPU time of one core, an underestimate.
+    Wall time: the sum of the logged intervals (training steps only).
+    """
+    cpu = wall = uncounted = 0.0
+    previous_step, previous_cpu, runs = 0, None, 0
+    times = []
+    for r in records:
+        if "loss_bits" not in r:
+            continue
+        steps = r["step"] - previous_step if r["step"] > previous_step else r["step"]
+        interval = steps / r["steps_per_second"] if r["steps_per_second"] else 0.0
+        wall += interval
+        if "cpu_seconds" in r:
+            if previous_cpu is None or r["cpu_seconds"] < previous_cpu:
+                runs += 1
+                if previous_cpu is not None:
+                    cpu += previous_cpu
+            previous_cpu = r["cpu_seconds"]
+            times.append(r["time"])
+        else:
+            uncounted += interval
+        previous_step = r["step"]
+    cpu += (previous_cpu or 0.0) + uncounted
+    return dict(
+        cpu_hours=cpu / 3600,
+        wall_hours=wall / 3600,
+        runs_with_cpu_counter=runs,
+        first=min(times, default=None),
+        last=max(times, default=None),
+    )
+
+
+def curve(records):
+    """The evaluation records by step (the newest of a repeated step), each
+    with the CPU hours spent up to it."""
+    by_step = {}
+    for n, r in enumerate(records):
+        if "dev_bits" in r:
+            by_step[r["step"]] = dict(r, cpu_hours=cost(records[: n + 1])["cpu_hours"])
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _date(timestamp):
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).date().isoformat()
+
+
+def curve_markdown(points, spent, name, command):
+    lines = [f"# {name}: learning curve", "", *common.provenance(command)]
+    if spent["first"] is not None:
+        lines.append(
+            f"- Training dates: {_date(spent['first'])} to {_date(spent['last'])}."
+        )
+    lines += [
+        f"- Spent: {spent['cpu_hours']:.2f} CPU-hours (process CPU time, all "
+        f"threads), {spent['wall_hours']:.2f} hours of wall time in training "
+        "steps.",
+        "- Dev split of the corpus; free-running metrics on the clips the "
+        "periodic evaluation vocodes (config.train.eval_clips).",
+        "",
+        "| step | CPU-hours | " + " | ".join(t for _, t, _ in CURVE_COLUMNS) + " |",
+        "|---" * (len(CURVE_COLUMNS) + 2) + "|",
+    ]
+    for p in points:
+        cells = [compare._fmt(p.get(k), d) for k, _, d in CURVE_COLUMNS]
+        lines.append(
+            f"| {p['step']} | {p['cpu_hours']:.2f} | " + " | ".join(cells) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def curve_plot(points, path):
+    fig = figure.Figure(figsize=(10, 3.2))
+    axes = fig.subplots(1, 3)
+    steps = [p["step"] for p in points]
+    for ax, (key, title) in zip(
+        axes,
+        (
+            ("dev_bits", "dev NLL (bits)"),
+            ("dev_log_mel_db", "log-mel distance (dB)"),
+            ("dev_stoi", "STOI"),
+        ),
+        strict=True,
+    ):
+        ax.plot(steps, [p.get(key, np.nan) for p in points], marker="o")
+        ax.set_xlabel("step")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def score(name, clip_count, clip_seconds):
+    """The packaged model's dev scores beside the LPC reference and Griffin-Lim."""
+    config, params, info = pretrained.read(pretrained.path_of(name))
+    config.train.eval_clips = clip_count
+    config.train.eval_clip_seconds = clip_seconds
+    with tempfile.TemporaryDirectory() as scratch:
+        model = evaluation.evaluate(
+            config, scratch, params=params, step=info.get("step"), write=False
+        )
+        lpc = lpc_reference.reference(
+            config, [16, 32], ["laplace", "gaussian"], 320, scratch
+        )
+        utterances = input_pipeline.eval_utterances(config, scratch)
+    mel_cfg = audio.MelConfig.from_config(config.data)
+    clip_list = evaluation.clips(
+        utterances,
+        clip_count,
+        clip_seconds,
+        config.data.hop_length,
+        config.data.sample_rate,
+    )
+    gl = evaluation.score_clips(
+        clip_list,
+        [baselines.griffin_lim(mel, mel_cfg) for _, _, mel in clip_list],
+        mel_cfg,
+        config.data.hop_length,
+    )
+    best = min(lpc, key=lambda r: r["bits"])
+    return dict(model=model, griffin_lim=gl, lpc=lpc, lpc_best=best)
+
+
+def scores_markdown(scores, name, command):
+    m, gl, best = scores["model"], scores["griffin_lim"], scores["lpc_best"]
+    keys = ("log_mel_db", "loudness_corr", "quiet_excess_db", "stoi", "pesq")
+    digits = dict(log_mel_db=2, loudness_corr=3, quiet_excess_db=1, stoi=3, pesq=2)
+
+    def row(label, nll, r):
+        cells = [compare._fmt(r.get(k), digits[k]) for k in keys]
+        return f"| {label} | {nll} | " + " | ".join(cells) + " |"
+
+    return "\n".join(
+        [
+            f"# {name}: scores on the dev split",
+            "",
+            *common.provenance(command),
+            f"- Model step {m['step']}; NLL on {m['samples']} dev samples "
+            f"({m['data']}); free-running on {m['clips']} clips of "
+            f"{m['clip_seconds']} s; Griffin-Lim (32 iterations) inverts the "
+            "same clips' mels.",
+            "",
+            "| system | NLL (bits) | log-mel dB | loudness r | quiet +dB | STOI "
+            "| PESQ |",
+            "|---|---|---|---|---|---|---|",
+            row(name, f"{m['eval_bits']:.3f}", m),
+            row("Griffin-Lim", "-", gl),
+            f"| LPC reference (order {best['order']}, {best['distribution']}) | "
+            f"{best['bits']:.3f} | - | - | - | - | - |",
+            "",
+        ]
+    )
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    command = common.command_line("export_pretrained")
+    out = os.path.join(RESULTS, FLAGS.name)
+    records = read_metrics(FLAGS.workdir)
+    spent = cost(records)
+    points = curve(records)
+    common.write_jsonl(os.path.join(out, "learning_curve.jsonl"), points)
+    common.write_text(
+        os.path.join(out, "learning_curve.md"),
+        curve_markdown(points, spent, FLAGS.name, command),
+    )
+    if points:
+        curve_plot(points, os.path.join(out, "learning_curve.png"))
+    dest = os.path.join(pretrained.PACKAGE_DIR, FLAGS.name)
+    if FLAGS.export:
+        info = pretrained.export(
+            FLAGS.workdir,
+            dest,
+            info=dict(
+                name=FLAGS.name,
+                commit=common.git_commit(),
+                training=common.clean(spent),
+            ),
+        )
+        print(json.dumps(info))
+    if FLAGS.score:
+        scores = score(FLAGS.name, FLAGS.clips, FLAGS.clip_seconds)
+        common.write_json(os.path.join(out, "scores.json"), scores)
+        common.write_text(
+            os.path.join(out, "scores.md"),
+            scores_markdown(scores, FLAGS.name, command),
+        )
+        with open(os.path.join(dest, pretrained.INFO_FILE)) as f:
+            info = json.load(f)
+        info["scores"] = common.clean(
+            dict(
+                eval_bits=scores["model"]["eval_bits"],
+                lpc_bits=scores["lpc_best"]["bits"],
+                **{k: v for k, v in scores["model"].items() if k in _FREE},
+                griffin_lim=scores["griffin_lim"],
+            )
+        )
+        common.write_text(
+            os.path.join(dest, pretrained.INFO_FILE), json.dumps(info, indent=2) + "\n"
+        )
+        print(scores_markdown(scores, FLAGS.name, command))
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

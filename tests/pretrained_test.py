@@ -1,0 +1,111 @@
+"""The exported-model format and the models shipped in the package."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import subscale
+from subscale import commands
+from subscale import input_pipeline
+from subscale import models
+from subscale import pretrained
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OLD_WORKDIR = os.path.join(ROOT, "tests", "testdata", "old_workdir")
+# A dev-split file of the shared corpus (the embedded demo corpus is part of
+# it, and its dev files are dev files there): never seen by speech16k.
+DEV_CLIP = os.path.join(
+    input_pipeline.DEMO_DIR, "train", "en_US_f_Allison", "vm-tomakecall.flac"
+)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """tests/testdata/old_workdir (tiny, 50 % sparse) exported as a model."""
+    root = tmp_path_factory.mktemp("exported")
+    workdir = str(root / "workdir")
+    shutil.copytree(OLD_WORKDIR, workdir)
+    dest = str(root / "model")
+    info = pretrained.export(workdir, dest, info=dict(name="tiny"))
+    return workdir, dest, info
+
+
+def test_an_exported_model_computes_what_its_workdir_does(exported):
+    workdir, dest, info = exported
+    assert info == dict(name="tiny", step=4)
+    assert sorted(os.listdir(dest)) == ["config.json", "info.json", "params.npz"]
+    expected = np.load(os.path.join(workdir, "expected.npz"))
+    from_workdir = subscale.load(workdir)
+    from_export = subscale.load(dest)
+    assert from_export.config.model == from_workdir.config.model
+    assert from_export.config.data.to_dict() == {
+        **from_workdir.config.data.to_dict(),
+        "cache_dir": "",
+    }
+    log_p = from_export.log_prob(expected["samples"], expected["mel"])
+    np.testing.assert_array_equal(
+        log_p, from_workdir.log_prob(expected["samples"], expected["mel"])
+    )
+    np.testing.assert_allclose(log_p, expected["log_prob"], rtol=1e-5, atol=1e-5)
+    # Pruned weights travel as exact zeros: no masks needed.
+    kernel = np.asarray(models.matrix(from_export.params, "R"))
+    assert 0.4 < np.mean(kernel == 0) < 0.6
+
+
+def test_an_export_that_does_not_fit_its_config_names_the_file(exported, tmp_path):
+    _, dest, _ = exported
+    broken = str(tmp_path / "broken")
+    shutil.copytree(dest, broken)
+    params_path = os.path.join(broken, pretrained.PARAMS_FILE)
+    with np.load(params_path) as stored:
+        arrays = dict(stored)
+    first = sorted(arrays)[0]
+    arrays[first] = np.zeros((3, 3), np.float32)
+    np.savez(params_path, **arrays)
+    with pytest.raises(subscale.SubscaleError, match=f"params.npz: {first} has shape"):
+        subscale.load(broken)
+    del arrays[first]
+    np.savez(params_path, **arrays)
+    with pytest.raises(subscale.SubscaleError, match="does not fit config.json"):
+        subscale.load(broken)
+
+
+def test_an_unknown_name_lists_the_packaged_models():
+    with pytest.raises(subscale.SubscaleError) as raised:
+        subscale.load("speech99k")
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("speech99k: neither a workdir nor a pretrained model")
+    for name in subscale.pretrained_models():
+        assert name in message
+
+
+def test_the_cli_reports_an_unknown_model_in_one_line(capsys, tmp_path):
+    code = commands.run(
+        "vocode",
+        None,
+        None,
+        model="speech99k",
+        input_path=DEV_CLIP,
+        output=str(tmp_path),
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "speech99k" in err and "(pretrained models: " in err
+    assert commands.run("train", None, str(tmp_path), model="x") == 1
+    assert "--model: --mode=train" in capsys.readouterr().err
+
+
+def test_evaluate_a_model_on_a_folder_without_a_workdir(exported, tmp_path, capsys):
+    _, dest, _ = exported
+    folder = tmp_path / "held_out"
+    folder.mkdir()
+    shutil.copy(DEV_CLIP, folder / "clip.flac")
+    assert commands.run("evaluate", None, None, model=dest, input_path=str(folder)) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["step"] == 4 and np.isfinite(result["eval_bits"])
+    assert result["data"] == str(folder)
+    assert not os.path.exists(os.path.join(dest, "eval.json"))
