@@ -43,6 +43,7 @@ def get_config():
     model.neighbour_rows = 0  # B > 1: rows s-1..s-k at columns i, i+1 fed directly
     model.fine_input_scale = 1.0  # weight of the fine byte in the model's inputs
     model.lp_order = 0  # K: linear prediction from the mel fed to the cell (0 = off)
+    model.lp_prior = False  # centre both softmaxes on the prediction (needs K > 0)
     model.dtype = "float32"  # compute dtype: float32, bfloat16, float16 (CPU: float32)
     model.param_dtype = "float32"  # parameter dtype
 

@@ -22,6 +22,8 @@ Rows (`ROWS`; a row that does not apply to a B is skipped):
   rows' states (and, through the crop context, the context inputs) carried
   from crop to crop (`train.carry_state`): long-running states at the crop
   length of base.
+- combined_prior: lp, pre_emphasis and crop_context (the best combination)
+  with both softmaxes centred on the linear prediction (`model.lp_prior`).
 - combined: the rows named by --combine, together.
 Sampling-only rows reuse the base model: `coarse_t0.7` (coarse temperature
 0.7) and `floor` (probability floor 0.002).
@@ -70,6 +72,15 @@ ROWS = {
     ),
     "carry_state": ((1, 16), {"train.carry_state": True, "data.crop_context": True}),
     "fine_scale": ((1, 16), {"model.fine_input_scale": 0.125}),
+    "combined_prior": (
+        (1, 16),
+        {
+            "model.lp_order": 16,
+            "data.pre_emphasis": 0.85,
+            "data.crop_context": True,
+            "model.lp_prior": True,
+        },
+    ),
     "input_noise": (
         (1, 16),
         {
@@ -115,6 +126,7 @@ def base_config(factor, options):
     config = (demo if factor == 1 else demo_subscale).get_config()
     # "base" is the recipe before this experiment, whatever the demos adopt.
     config.model.lp_order = 0
+    config.model.lp_prior = False
     config.data.pre_emphasis = 0.0
     config.data.crop_context = False
     if options.quick:

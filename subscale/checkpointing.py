@@ -30,6 +30,8 @@ SHAPE_FIELDS = (
     "model.lookback",
     "model.context_summary",
     "model.context_channels",
+    "model.lp_order",
+    "model.lp_prior",
     "data.n_mels",
 )
 # Feature fields: other values leave the shapes alone but feed the model audio
@@ -53,6 +55,7 @@ ADDED_FIELDS = {
     "model.neighbour_rows": 0,
     "model.fine_input_scale": 1.0,
     "model.lp_order": 0,
+    "model.lp_prior": False,
     "train.input_noise": (0.0, 0.0),
     "train.input_noise_start": 0,
     "train.carry_state": False,

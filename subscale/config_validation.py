@@ -100,6 +100,8 @@ def validate(config, num_devices=None):
         _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")
     if m.lp_order < 0:
         _fail("model.lp_order", m.lp_order, "must be >= 0 (0 = no linear prediction)")
+    if m.get("lp_prior", False) and not m.lp_order:
+        _fail("model.lp_prior", True, "needs model.lp_order > 0 (the prediction)")
     if m.fine_input_scale < 0:
         _fail("model.fine_input_scale", m.fine_input_scale, "must be >= 0")
     if m.neighbour_rows:

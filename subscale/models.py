@@ -84,6 +84,7 @@ class ModelConfig:
     fine_input_scale: float = 1.0
     pre_emphasis: float = 0.0
     lp_order: int = 0
+    lp_prior: bool = False
     sample_rate: int = 16_000
     n_fft: int = 1024
     fmin: float = 40.0
@@ -113,6 +114,7 @@ class ModelConfig:
             fine_input_scale=float(m.get("fine_input_scale", 1.0)),
             pre_emphasis=float(config.data.get("pre_emphasis", 0.0)),
             lp_order=int(m.get("lp_order", 0)),
+            lp_prior=bool(m.get("lp_prior", False)),
             sample_rate=int(config.data.sample_rate),
             n_fft=int(config.data.n_fft),
             fmin=float(config.data.fmin),
@@ -327,6 +329,34 @@ class ContextNet(nn.Module):
         return self.mix_rows(by_offset, rows)
 
 
+# The linear-prediction prior (`model.lp_prior`): its starting width, and the
+# values the classes stand for in [-1, 1] units (a coarse class by its centre).
+LP_PRIOR_SIGMA0 = 0.05
+LP_PRIOR_LOG_SIGMA_RANGE = (np.log(1.0 / 32768.0), np.log(2.0))
+COARSE_CENTRES = (np.arange(256) * 256 + 127.5) / 32768.0 - 1.0
+FINE_OFFSETS = np.arange(256)
+
+
+def lp_prior_logits(values, prediction, log_sigma):
+    """Gaussian log-density (up to a constant) of each class's value around the
+    linear prediction: -(v - p)^2 / (2 sigma^2).
+
+    Added to the network's logits, it centres the softmax on the prediction
+    from the first step, at a width the network sets per sample (LPCNet models
+    the excitation around its prediction; here the prediction shifts the
+    distribution instead, so the classes stay the samples and NLLs compare).
+    Continuous in the prediction, so training and sampling agree to rounding.
+
+    Args:
+      values: [256] or [..., 256] the classes' values in [-1, 1] units.
+      prediction: [..., 1] the linear prediction.
+      log_sigma: [..., 1] the log width.
+    """
+    log_sigma = jnp.clip(log_sigma, *LP_PRIOR_LOG_SIGMA_RANGE)
+    z = (values - prediction.astype(jnp.float32)) * jnp.exp(-log_sigma)
+    return -0.5 * z * z
+
+
 class WaveRNNCell(nn.Module):
     """The WaveRNN cell: recurrent matmul R, masked input, dual softmax heads."""
 
@@ -357,6 +387,16 @@ class WaveRNNCell(nn.Module):
         self.O2 = nn.Dense(NUM_CLASSES, **kw)
         self.O3 = nn.Dense(h // 2, **kw)
         self.O4 = nn.Dense(NUM_CLASSES, **kw)
+        if cfg.lp_prior:
+            # log sigma of each half's Gaussian around the prediction; starts
+            # wide (sigma 0.05, 1,638 steps of int16) and learns to narrow.
+            spread = dict(
+                kernel_init=nn.initializers.zeros,
+                bias_init=nn.initializers.constant(np.log(LP_PRIOR_SIGMA0)),
+                param_dtype=cfg.param_dtype,
+            )
+            self.S_coarse = nn.Dense(1, **spread)
+            self.S_fine = nn.Dense(1, **spread)
 
     def input_projection(
         self, prev, cond_ih, context=None, neighbours=None, prediction=None
@@ -404,6 +444,18 @@ class WaveRNNCell(nn.Module):
 
     def fine_logits(self, y_fine):
         return self.O4(nn.relu(self.O3(y_fine)))
+
+    def coarse_prior(self, y_coarse, prediction):
+        """`lp_prior_logits` of the 256 coarse classes: [..., H/2], [..., 1] ->
+        [..., 256], added to `coarse_logits` when `lp_prior` is on."""
+        log_sigma = self.S_coarse(y_coarse.astype(jnp.float32))
+        return lp_prior_logits(COARSE_CENTRES, prediction, log_sigma)
+
+    def fine_prior(self, y_fine, prediction, coarse):
+        """The same for the 256 fine classes of coarse class `coarse` [...]."""
+        log_sigma = self.S_fine(y_fine.astype(jnp.float32))
+        values = (coarse[..., None] * NUM_CLASSES + FINE_OFFSETS) / 32768.0 - 1.0
+        return lp_prior_logits(values, prediction, log_sigma)
 
     def run(self, ih, coarse_scaled, h0):
         """Teacher-forced recurrence over columns.
@@ -578,11 +630,16 @@ class SubscaleWaveRNN(nn.Module):
             initial_state.astype(cfg.dtype),
         ).reshape(b, factor, n, h)
         half = h // 2
-        return (
-            self.cell.coarse_logits(states[..., :half]),
-            self.cell.fine_logits(states[..., half:]),
-            states[:, :, -1].reshape(b * factor, h),
-        )
+        y_coarse, y_fine = states[..., :half], states[..., half:]
+        coarse_logits = self.cell.coarse_logits(y_coarse)
+        fine_logits = self.cell.fine_logits(y_fine)
+        if cfg.lp_prior:
+            coarse_class = folding.fold(audio.split(samples)[0], factor, 1)
+            coarse_logits = coarse_logits + self.cell.coarse_prior(y_coarse, prediction)
+            fine_logits = fine_logits + self.cell.fine_prior(
+                y_fine, prediction, coarse_class
+            )
+        return coarse_logits, fine_logits, states[:, :, -1].reshape(b * factor, h)
 
     def _prediction(self, inputs, grid_valid, mel, left, t):
         """The linear prediction of every crop sample from the samples its
@@ -683,10 +740,14 @@ class SubscaleWaveRNN(nn.Module):
             self.cell.fine_logits,
         )
         logits_c = coarse_logits(h_c)
+        if self.cfg.lp_prior:
+            logits_c = logits_c + self.cell.coarse_prior(h_c, prediction)
         coarse = draw(logits_c, 0)
         ih_f = ih[..., half:] + self.cell.coarse_input(audio.scale(coarse))
         h_f = gru_update(h[..., half:], rh[..., half:], ih_f)
         logits_f = fine_logits(h_f)
+        if self.cfg.lp_prior:
+            logits_f = logits_f + self.cell.fine_prior(h_f, prediction, coarse)
         fine = draw(logits_f, 1)
         return jnp.concatenate([h_c, h_f], -1), coarse, fine, logits_c, logits_f
 

@@ -334,15 +334,40 @@ def test_linear_prediction_offsets_are_allowed_and_held_by_the_sampler():
 
 
 @pytest.mark.parametrize(
-    "factor,horizon,lookback,order",
-    [(1, 0, 0, 6), (4, 2, 3, 5), (16, 1, 2, 4)],
+    "factor,horizon,lookback,order,prior",
+    [
+        (1, 0, 0, 6, False),
+        (4, 2, 3, 5, False),
+        (16, 1, 2, 4, False),
+        (1, 0, 0, 6, True),
+        (16, 1, 2, 4, True),
+    ],
 )
-def test_train_equals_sample_with_linear_prediction(factor, horizon, lookback, order):
+def test_train_equals_sample_with_linear_prediction(
+    factor, horizon, lookback, order, prior
+):
     cfg, model, params, _, mel, _ = recipe_setup(
-        factor, horizon, lookback, 96, lp_order=order
+        factor, horizon, lookback, 96, lp_order=order, lp_prior=prior
     )
     assert params["cell"]["I_lp"]["kernel"].shape == (1, 48)
+    assert ("S_coarse" in params["cell"]) == prior
     subscale_test.check_train_equals_sample(cfg, model, params, mel, atol=5e-5)
+
+
+def test_the_lp_prior_centres_both_softmaxes_on_the_prediction():
+    prediction = jnp.array([[0.3]])
+    log_sigma = jnp.log(jnp.array([[0.01]]))
+    coarse = models.lp_prior_logits(models.COARSE_CENTRES, prediction, log_sigma)
+    # The coarse class holding 0.3 (int16 9830) is the most likely.
+    assert int(jnp.argmax(coarse)) == audio.split(np.int16(9830))[0]
+    values = (np.int32(166) * 256 + models.FINE_OFFSETS) / 32768.0 - 1.0
+    fine = models.lp_prior_logits(values, prediction, jnp.log(jnp.array([[1e-4]])))
+    assert int(jnp.argmax(fine)) == audio.split(np.int16(9830))[1]
+    # The width is clipped: no infinities at any log sigma.
+    wild = models.lp_prior_logits(
+        models.COARSE_CENTRES, prediction, -1e9 + 0 * log_sigma
+    )
+    assert bool(jnp.all(jnp.isfinite(wild)))
 
 
 @pytest.mark.parametrize(
@@ -355,7 +380,7 @@ def test_train_equals_sample_with_linear_prediction(factor, horizon, lookback, o
 )
 def test_exact_dependencies_with_linear_prediction(factor, horizon, lookback, length):
     _, model, params, samples, _, padded = recipe_setup(
-        factor, horizon, lookback, length, lp_order=6
+        factor, horizon, lookback, length, lp_order=6, lp_prior=True
     )
     subscale_test.check_dependencies(model, params, samples, padded, factor, horizon)
 
