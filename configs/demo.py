@@ -3,8 +3,8 @@ r"""Demo WaveRNN: small enough to train on 2 CPU cores in about 15 minutes.
 Trains on the embedded demo corpus (`subscale/demo_data`, 197 s of speech) with
 the recipe that won the recipe ablation (`experiments/recipe_ablation.py`,
 docs/design.md "Training recipe"): a linear prediction from the mel fed to the
-cell, pre-emphasis of the modelled waveform and real samples around each crop
-as context.
+cell and centring both softmaxes (the LP prior), pre-emphasis of the modelled
+waveform and real samples around each crop as context.
 
 Run:
   python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo
@@ -23,6 +23,7 @@ def get_config():
     config.data.seq_len = 800  # 50 ms crops: short scans train faster per sample
     config.train.batch_size = 16  # crops per step: small batches, more updates
     config.model.lp_order = 16  # linear prediction from the mel (the largest gain)
+    config.model.lp_prior = True  # both softmaxes centred on that prediction
     config.data.pre_emphasis = 0.85  # model x[t] - 0.85 x[t-1]; de-emphasised after
     config.data.crop_context = True  # real samples around each crop as context
     config.train.num_steps = 1_600  # about 15 minutes on 2 cores
