@@ -61,6 +61,9 @@ def define_flags():
     flags.DEFINE_list(
         "lp_orders", ["0"], "Linear-prediction orders K to time (0 = none)."
     )
+    flags.DEFINE_bool(
+        "lp_prior", False, "Centre the softmaxes on the prediction (K > 0 only)."
+    )
     flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
     flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
     flags.DEFINE_list(
@@ -92,6 +95,7 @@ N_MELS = 80
 def model_config(factor, hidden_size=None, lp_order=0):
     return models.ModelConfig(
         lp_order=lp_order,
+        lp_prior=bool(lp_order) and FLAGS.lp_prior,
         hidden_size=hidden_size or FLAGS.hidden_size,
         cond_channels=FLAGS.cond_channels,
         n_mels=N_MELS,
@@ -264,6 +268,7 @@ def main(argv):
                     pruned=FLAGS.prune if case["sparsity"] else [],
                     subscale_factor=cfg.subscale_factor,
                     lp_order=cfg.lp_order,
+                    lp_prior=cfg.lp_prior,
                     future_horizon=cfg.future_horizon,
                     lookback=cfg.lookback,
                     batch=case["batch"],
