@@ -79,6 +79,12 @@ def _evaluate(config, workdir, model, input_path):
     config, params, info = pretrained.read(path)
     if input_path:
         config.data.eval_dir = input_path
+    elif not os.path.exists(input_pipeline.resolve_corpus(config.data.train_dir)):
+        raise errors.SubscaleError(
+            f"{config.data.train_dir}: {model}'s training corpus, whose dev split "
+            "it scores, is not here (run from the repository root with ../shared "
+            "beside it), or score a folder of audio with --input=FOLDER"
+        )
     with tempfile.TemporaryDirectory() as scratch:
         evaluation.evaluate(
             config,
