@@ -24,6 +24,8 @@ Rows (`ROWS`; a row that does not apply to a B is skipped):
   length of base.
 - combined_prior: lp, pre_emphasis and crop_context (the best combination)
   with both softmaxes centred on the linear prediction (`model.lp_prior`).
+- prior_no_pre_emphasis: combined_prior without pre-emphasis (de-emphasis
+  tilts the model's noise towards the low frequencies).
 - combined: the rows named by --combine, together.
 Sampling-only rows reuse the base model: `coarse_t0.7` (coarse temperature
 0.7) and `floor` (probability floor 0.002).
@@ -77,6 +79,14 @@ ROWS = {
         {
             "model.lp_order": 16,
             "data.pre_emphasis": 0.85,
+            "data.crop_context": True,
+            "model.lp_prior": True,
+        },
+    ),
+    "prior_no_pre_emphasis": (
+        (1, 16),
+        {
+            "model.lp_order": 16,
             "data.crop_context": True,
             "model.lp_prior": True,
         },
