@@ -38,6 +38,7 @@ reused and unfinished runs resumed; `results.jsonl`,
 Run (from the repository root; each row trains about 9 minutes on 2 CPU cores):
   python -m experiments.recipe_ablation
   python -m experiments.recipe_ablation --quick --workdir=/tmp/ablation_quick
+  python -m experiments.recipe_ablation --report_only  # table from scored rows
   python -m experiments.recipe_ablation --factors=1 --rows=base,pre_emphasis \
       --combine=pre_emphasis,crop_context
 """
@@ -116,6 +117,7 @@ class Options:
     clip_seconds: float = 2.0
     workdir: str = "experiments/results/recipe_ablation"
     quick: bool = False
+    report_only: bool = False
 
 
 def quick_options(**given):
@@ -304,6 +306,10 @@ def run(options, command=""):
     common.make_ignored_folder(options.workdir, "cells")
     records = []
     for factor, row in plan(options):
+        cell = os.path.join(options.workdir, "cells", f"B{factor}_{row}.json")
+        if options.report_only and not os.path.isfile(cell):
+            logging.info("Row %s at B = %d: not scored yet, left out.", row, factor)
+            continue
         logging.info("Row %s at B = %d.", row, factor)
         record = run_row(factor, row, options)
         records.append(record)
@@ -330,6 +336,11 @@ def define_flags():
     flags.DEFINE_float("clip_seconds", None, "Seconds per clip. [2]; quick [0.5]")
     flags.DEFINE_string("workdir", None, "Root folder of the runs and results.")
     flags.DEFINE_bool("quick", False, "Tiny models and a few steps.")
+    flags.DEFINE_bool(
+        "report_only",
+        False,
+        "Rebuild the table and plot from the rows already scored; train nothing.",
+    )
 
 
 def options_from_flags():
@@ -340,7 +351,7 @@ def options_from_flags():
     for name in ("rows", "combine"):
         if getattr(flag, name):
             given[name] = tuple(getattr(flag, name))
-    for name in ("num_steps", "clips", "clip_seconds", "workdir"):
+    for name in ("num_steps", "clips", "clip_seconds", "workdir", "report_only"):
         if getattr(flag, name) is not None:
             given[name] = getattr(flag, name)
     for name in given.get("rows", ()) + given.get("combine", ()):
