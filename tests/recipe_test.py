@@ -265,6 +265,7 @@ def test_context_columns_follow_the_config():
     from configs import demo_subscale
 
     config = demo_subscale.get_config()
+    config.data.crop_context = False
     assert input_pipeline.context_columns(config) == (0, 0)
     config.data.crop_context = True
     assert input_pipeline.context_columns(config) == (
