@@ -131,8 +131,10 @@ def curve_markdown(points, spent, name, command):
         f"- Spent: {spent['cpu_hours']:.2f} CPU-hours (process CPU time, all "
         f"threads), {spent['wall_hours']:.2f} hours of wall time in training "
         "steps.",
-        "- Dev split of the corpus; free-running metrics on the clips the "
-        "periodic evaluation vocodes (config.train.eval_clips).",
+        "- The periodic evaluation during training: NLL on "
+        "config.train.eval_crops dev crops (scores.md scores every dev crop), "
+        "free-running metrics on the config.train.eval_clips dev clips it "
+        "vocodes.",
         "",
         "| step | CPU-hours | " + " | ".join(t for _, t, _ in CURVE_COLUMNS) + " |",
         "|---" * (len(CURVE_COLUMNS) + 2) + "|",

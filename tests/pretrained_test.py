@@ -3,11 +3,15 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 import subscale
+from subscale import audio
+from subscale import baselines
 from subscale import commands
 from subscale import input_pipeline
 from subscale import models
@@ -99,6 +103,21 @@ def test_the_cli_reports_an_unknown_model_in_one_line(capsys, tmp_path):
     assert "--model: --mode=train" in capsys.readouterr().err
 
 
+def test_evaluate_a_model_whose_corpus_is_missing(exported, tmp_path, capsys):
+    _, dest, _ = exported
+    moved = str(tmp_path / "model")
+    shutil.copytree(dest, moved)
+    config_path = os.path.join(moved, "config.json")
+    with open(config_path) as f:
+        config = json.load(f)
+    config["data"]["train_dir"] = str(tmp_path / "gone" / "manifest.csv")
+    with open(config_path, "w") as f:
+        json.dump(config, f)
+    assert commands.run("evaluate", None, None, model=moved) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gone/manifest.csv" in err and "--input" in err
+
+
 def test_evaluate_a_model_on_a_folder_without_a_workdir(exported, tmp_path, capsys):
     _, dest, _ = exported
     folder = tmp_path / "held_out"
@@ -109,3 +128,77 @@ def test_evaluate_a_model_on_a_folder_without_a_workdir(exported, tmp_path, caps
     assert result["step"] == 4 and np.isfinite(result["eval_bits"])
     assert result["data"] == str(folder)
     assert not os.path.exists(os.path.join(dest, "eval.json"))
+
+
+# The shipped model.
+
+
+def test_speech16k_is_packaged_and_small():
+    assert "speech16k" in subscale.pretrained_models()
+    folder = pretrained.path_of("speech16k")
+    size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+    assert size <= 25 * 2**20
+    with open(os.path.join(folder, pretrained.INFO_FILE)) as f:
+        info = json.load(f)
+    assert info["name"] == "speech16k" and info["step"] > 0
+
+
+@pytest.fixture(scope="module")
+def speech16k():
+    return subscale.load("speech16k")
+
+
+@pytest.fixture(scope="module")
+def dev_clip(speech16k):
+    rate = speech16k.config.data.sample_rate
+    wave = audio.load(DEV_CLIP, rate)
+    return wave, speech16k.features(wave, rate, name=DEV_CLIP)
+
+
+def test_speech16k_vocodes_deterministically(speech16k, dev_clip):
+    _, mel = dev_clip
+    mel = mel[:24]  # 0.3 s
+    first = speech16k.generate(mel, seed=3)
+    assert first.shape == (24 * speech16k.hop_length,)
+    assert np.all(np.isfinite(first)) and np.max(np.abs(first)) > 0
+    np.testing.assert_array_equal(first, speech16k.generate(mel, seed=3))
+    assert not np.array_equal(first, speech16k.generate(mel, seed=4))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not yet: the packaged speech16k (step 5,250 of a run that goes on) "
+    "scores 8.59 bits on this clip against the LPC coder's 8.56 (issue 13); "
+    "drop this mark when a longer-trained export passes",
+)
+def test_speech16k_predicts_a_dev_clip_better_than_lpc(speech16k, dev_clip):
+    """NLL on a held-out clip below the forward-adaptive LPC coder's."""
+    wave, mel = dev_clip
+    samples = audio.to_int16(wave)[: mel.shape[0] * speech16k.hop_length]
+    bits = -np.mean(speech16k.log_prob(samples, mel)) / np.log(2)
+    lpc = min(
+        float(np.mean(baselines.lpc_bits(samples, order=order))) for order in (16, 32)
+    )
+    assert bits < lpc
+
+
+def test_the_readme_command_vocodes_with_the_packaged_model(tmp_path):
+    """The CLI, in a fresh process, as the README's first command runs it."""
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "subscale.main",
+            "--model=speech16k",
+            "--mode=vocode",
+            f"--input={DEV_CLIP}",
+            f"--output={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(os.listdir(out)) == ["vm-tomakecall.png", "vm-tomakecall.wav"]
