@@ -296,12 +296,10 @@ def load(workdir):
         packaged models), or what it holds does not load.
     """
     path = str(workdir)
-    if pretrained.is_model_dir(path):
-        config, params, _ = pretrained.read(path)
-    elif os.path.isdir(path):
+    if os.path.isdir(path) and not pretrained.is_model_dir(path):
         config, params, _, _ = checkpointing.restore_params(path)
     else:
-        config, params, _ = pretrained.read(pretrained.path_of(path))
+        config, params, _ = pretrained.read(pretrained.locate(path))
     return Vocoder(config, params)
 
 

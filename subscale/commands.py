@@ -75,8 +75,7 @@ def _evaluate(config, workdir, model, input_path):
             config.data.eval_dir = input_path
         evaluation.evaluate(config, workdir)
         return
-    path = model if pretrained.is_model_dir(model) else pretrained.path_of(model)
-    config, params, info = pretrained.read(path)
+    config, params, info = pretrained.read(pretrained.locate(model))
     if input_path:
         config.data.eval_dir = input_path
     elif not os.path.exists(input_pipeline.resolve_corpus(config.data.train_dir)):

@@ -59,6 +59,12 @@ def path_of(name):
     )
 
 
+def locate(model):
+    """The folder of `model`: an exported model folder, or a packaged name
+    (`path_of`, which raises naming the packaged models)."""
+    return model if is_model_dir(model) else path_of(model)
+
+
 def read(path):
     """(config, params, info) of the exported model in `path`.
 
