@@ -67,6 +67,10 @@ def get_config():
     train.input_noise = (0.0, 0.0)  # (low, high) sigma of input noise, int16 steps
     train.input_noise_start = 0  # first step with input noise
     train.carry_state = False  # consecutive crops per batch slot carry the state
+    # An exported model folder or packaged name ("speech16k"): a run with no
+    # checkpoint yet starts from its weights and step, with fresh Adam moments
+    # and the schedule warmed up again from there; "" = from scratch.
+    train.init_from = ""
     train.eval_clips = 4  # dev clips vocoded free-running at each evaluation
     train.eval_clip_seconds = 2.0  # length of each of those clips
 

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 import tqdm
 from absl import logging
+from flax import traverse_util
 
 from subscale import audio
 from subscale import checkpointing
@@ -37,6 +38,7 @@ from subscale import files
 from subscale import input_pipeline
 from subscale import models
 from subscale import plots
+from subscale import pretrained
 from subscale import sharding
 from subscale import sparsity
 
@@ -55,19 +57,41 @@ class TrainState:
     carried: Any = flax.struct.field(default_factory=dict)
 
 
-def make_optimizer(config):
-    """Adam with global-norm clipping on a warm-up + cosine decay schedule."""
+def make_optimizer(config, start_step=0):
+    """Adam with global-norm clipping on a warm-up + cosine decay schedule.
+
+    Args:
+      config: the run's config (`train.learning_rate` and the schedule fields).
+      start_step: the step a warm-started run (`train.init_from`) begins at,
+        with fresh Adam moments: the schedule continues from there, scaled by
+        a second linear warm-up of `train.warmup_steps` so that the fresh
+        moments do not take full-size steps at once.
+
+    Returns:
+      (optimizer, schedule): `schedule(step)` is the learning rate of the
+      update that takes the state from `step` to `step + 1`.
+    """
     t = config.train
     decay = int(t.decay_steps) or max(int(t.num_steps), int(t.warmup_steps) + 1)
-    schedule = optax.warmup_cosine_decay_schedule(
+    base = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=float(t.learning_rate),
         warmup_steps=int(t.warmup_steps),
         decay_steps=decay,
         end_value=float(t.learning_rate) * float(t.end_lr_factor),
     )
+    if start_step:
+        warmup = max(int(t.warmup_steps), 1)
+
+        def schedule(step):
+            ramp = jnp.clip((step - start_step + 1) / warmup, 0.0, 1.0)
+            return base(step) * ramp
+    else:
+        schedule = base
+    # The optimizer counts its own updates from 0, which is step start_step.
     return optax.chain(
-        optax.clip_by_global_norm(float(t.clip_norm)), optax.adam(schedule)
+        optax.clip_by_global_norm(float(t.clip_norm)),
+        optax.adam(lambda count: schedule(count + start_step)),
     ), schedule
 
 
@@ -178,13 +202,13 @@ def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
 class Trainer:
     """Everything one run needs: model, optimizer, mesh, jitted steps."""
 
-    def __init__(self, config):
+    def __init__(self, config, start_step=0):
         config_validation.validate(config, num_devices=jax.device_count())
         self.config = config
         self.model_config = models.ModelConfig.from_config(config)
         self.model = models.SubscaleWaveRNN(self.model_config)
         self.mel_config = audio.MelConfig.from_config(config.data)
-        self.optimizer, self.schedule = make_optimizer(config)
+        self.optimizer, self.schedule = make_optimizer(config, start_step)
         self.mesh, self.replicated, self.sharded = sharding.data_mesh()
         self.margins = input_pipeline.context_columns(config)
         self.train_step = jax.jit(
@@ -219,6 +243,30 @@ class Trainer:
             out_shardings=self.replicated,
         )(jax.random.PRNGKey(seed))
         return state
+
+    def warm_state(self, params, step):
+        """A state at `step` holding trained `params` (an exported model) with
+        fresh optimizer moments; pruning masks keep the exact zeros."""
+        state = self.init_state(self.config.train.seed)
+        params = jax.tree_util.tree_map(
+            lambda old, new: jnp.asarray(new, old.dtype), state.params, params
+        )
+        flat = traverse_util.flatten_dict(params)
+        masks = traverse_util.unflatten_dict(
+            {
+                path: (flat[path] != 0).astype(mask.dtype)
+                for path, mask in traverse_util.flatten_dict(state.masks).items()
+            }
+        )
+        return jax.device_put(
+            state.replace(
+                step=jnp.asarray(step, jnp.int32),
+                params=params,
+                opt_state=self.optimizer.init(params),
+                masks=masks,
+            ),
+            self.replicated,
+        )
 
     def abstract_state(self):
         shapes = jax.eval_shape(
@@ -276,20 +324,65 @@ def _check_finite(history, first_step):
             )
 
 
+WARM_START_FILE = "warm_start.json"
+
+
+def _warm_start(config, workdir, fresh):
+    """(params or None, start step) of a run with `train.init_from` set.
+
+    The first run in `workdir` (`fresh`: no checkpoint yet) reads the exported
+    model (a folder or a packaged name), checks that it fits the config, and
+    records where it started in `warm_start.json`; a resumed run reads that
+    record, so its schedule is the one the first run had, whatever the model
+    folder holds by then, and `init_from` no longer matters. Otherwise (None, 0).
+    """
+    record_path = os.path.join(workdir, WARM_START_FILE)
+    source = config.train.get("init_from", "")
+    if not fresh:
+        if not os.path.isfile(record_path):
+            return None, 0
+        with open(record_path) as f:
+            return None, int(json.load(f)["step"])
+    if not source:
+        return None, 0
+    try:
+        path = pretrained.locate(source)
+        saved, params, info = pretrained.read(path)
+        checkpointing.check_compatible(saved, config, path)
+    except errors.SubscaleError as e:
+        raise errors.SubscaleError(f"train.init_from: {e}") from e
+    step = int(info.get("step", 0))
+    if step >= config.train.num_steps:
+        raise errors.SubscaleError(
+            f"train.init_from={source}: the model is at step {step}, not below "
+            f"train.num_steps={config.train.num_steps}"
+        )
+    if _is_writer():
+        record = dict(init_from=source, path=path, step=step, info=info)
+        files.write_text(record_path, json.dumps(record, indent=2) + "\n")
+    return params, step
+
+
 def train_and_evaluate(config, workdir):
     """Trains (resuming from the latest checkpoint) and evaluates on dev.
+
+    A run with no checkpoint starts from scratch, or, with `train.init_from`,
+    from an exported model's parameters and step (`_warm_start`).
 
     Returns:
       The final metrics dict (step, dev_bits, ...).
     """
-    trainer = Trainer(config)
-    t = config.train
+    config_validation.validate(config, num_devices=jax.device_count())
     _make_workdir(workdir)
     mngr = checkpointing.manager(workdir, config)
-    if mngr.latest_step() is not None:
+    fresh = mngr.latest_step() is None
+    if not fresh:
         checkpointing.check_compatible(
             checkpointing.load_config(workdir), config, workdir
         )
+    warm_params, start_step = _warm_start(config, workdir, fresh)
+    trainer = Trainer(config, start_step)
+    t = config.train
     if _is_writer():
         checkpointing.write_config(workdir, config)
     train_utts = input_pipeline.corpus(config, workdir, ("train",))
@@ -304,7 +397,10 @@ def train_and_evaluate(config, workdir):
         config.data.sample_rate,
     )
     state, step = checkpointing.restore(mngr, trainer.abstract_state())
-    if state is None:
+    if state is None and warm_params is not None:
+        state, step = trainer.warm_state(warm_params, start_step), start_step
+        logging.info("Starting from %s (step %d) in %s.", t.init_from, step, workdir)
+    elif state is None:
         state, step = trainer.init_state(t.seed), 0
         logging.info("Starting from scratch in %s.", workdir)
     else:

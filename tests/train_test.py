@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import soundfile
+from flax import traverse_util
 
 import subscale
 from configs import tiny
@@ -15,6 +16,7 @@ from subscale import commands
 from subscale import errors
 from subscale import evaluation
 from subscale import models
+from subscale import pretrained
 from subscale import sparsity
 from subscale import train
 
@@ -46,6 +48,63 @@ def test_restart_continues_the_step_count(trained, tmp_path):
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     steps = [x["step"] for x in lines if "loss_bits" in x]
     assert steps[-2:] == [5, 6]
+
+
+def test_warm_start_continues_an_exported_model(trained, tmp_path):
+    _, workdir, _ = trained
+    model = str(tmp_path / "model")
+    start = pretrained.export(workdir, model)["step"]
+    config = tiny.get_config()
+    config.train.init_from = model
+    config.train.num_steps = start + 2
+    config.train.warmup_steps = 4
+    config.train.decay_steps = 100  # the same schedule when num_steps grows
+    warm = str(tmp_path / "warm")
+    params, step = train._warm_start(config, warm, fresh=True)
+    assert step == start
+    state = train.Trainer(config, step).warm_state(params, step)
+    assert int(state.step) == start
+    exported = subscale.load(model).params
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state.params, exported)
+    for path, mask in traverse_util.flatten_dict(state.masks).items():
+        kernel = traverse_util.flatten_dict(state.params)[path]
+        np.testing.assert_array_equal(mask != 0, kernel != 0)
+
+    result = train.train_and_evaluate(config, warm)
+    assert result["step"] == start + 2
+    with open(os.path.join(warm, train.WARM_START_FILE)) as f:
+        assert json.load(f)["step"] == start
+    # Resuming keeps the warm-up from the recorded start, not from step 0.
+    config.train.num_steps = start + 3
+    config.train.init_from = ""
+    train.train_and_evaluate(config, warm)
+    lines = [json.loads(x) for x in open(os.path.join(warm, "metrics.jsonl"))]
+    logged = {x["step"]: x["learning_rate"] for x in lines if "loss_bits" in x}
+    assert sorted(logged) == [start + 1, start + 2, start + 3]
+    _, schedule = train.make_optimizer(config, start)
+    for s, rate in logged.items():
+        assert rate == pytest.approx(float(schedule(s - 1)))
+    base = train.make_optimizer(config)[1]
+    assert logged[start + 1] == pytest.approx(float(base(start)) / 4)
+
+
+def test_the_warm_started_optimizer_takes_its_first_step_at_the_ramped_rate():
+    config = tiny.get_config()
+    config.train.warmup_steps = 5
+    config.train.num_steps = 100
+    optimizer, schedule = train.make_optimizer(config, 40)
+    params = {"w": jnp.zeros(3)}
+    updates, _ = optimizer.update({"w": jnp.full(3, 1e-3)}, optimizer.init(params))
+    expected = float(train.make_optimizer(config)[1](40)) / 5
+    assert float(schedule(40)) == pytest.approx(expected)
+    np.testing.assert_allclose(updates["w"], -expected, rtol=1e-4)
+
+
+def test_warm_start_from_a_missing_model_names_the_field(tmp_path):
+    config = tiny.get_config()
+    config.train.init_from = "no-such-model"
+    with pytest.raises(errors.SubscaleError, match=r"^train.init_from: no-such-model"):
+        train.train_and_evaluate(config, str(tmp_path / "w"))
 
 
 def test_evaluate_prints_finite_bits(trained, capsys):
