@@ -6,6 +6,8 @@ r"""Ships a trained workdir as a packaged model, with its learning curve and sco
 2. Writes the learning curve (dev NLL and the free-running metrics against
    steps, with the CPU time and wall time spent) from the workdir's
    metrics.jsonl to `experiments/results/NAME/learning_curve.{md,jsonl,png}`.
+   A workdir that started from an exported model (`train.init_from`) continues
+   that model's curve and adds to its cost (`earlier_pieces`).
 3. Scores the exported model on the dev split of its corpus: NLL on every dev
    crop beside the forward-adaptive LPC reference on the same crops, and
    free-running quality on --clips dev clips beside Griffin-Lim on the same
@@ -36,6 +38,7 @@ from subscale import baselines
 from subscale import evaluation
 from subscale import input_pipeline
 from subscale import pretrained
+from subscale import train
 
 FLAGS = flags.FLAGS
 RESULTS = "experiments/results"
@@ -69,8 +72,9 @@ def read_metrics(workdir):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def cost(records):
-    """{cpu_hours, wall_hours, runs, first, last} spent on the training lines.
+def cost(records, start_step=0):
+    """{cpu_hours, wall_hours, runs, first, last} spent on the training lines
+    of a run that began at `start_step`.
 
     CPU time: `cpu_seconds` counts from each run's start, so the total adds
     the last value of every run (a run ends where the counter drops). Lines
@@ -79,12 +83,15 @@ def cost(records):
     Wall time: the sum of the logged intervals (training steps only).
     """
     cpu = wall = uncounted = 0.0
-    previous_step, previous_cpu, runs = 0, None, 0
+    previous_step, previous_cpu, runs = start_step, None, 0
     times = []
     for r in records:
         if "loss_bits" not in r:
             continue
-        steps = r["step"] - previous_step if r["step"] > previous_step else r["step"]
+        # A step below the last one: a run resumed from an earlier checkpoint.
+        steps = r["step"] - max(
+            previous_step if r["step"] > previous_step else 0, start_step
+        )
         interval = steps / r["steps_per_second"] if r["steps_per_second"] else 0.0
         wall += interval
         if "cpu_seconds" in r:
@@ -107,14 +114,54 @@ def cost(records):
     )
 
 
-def curve(records):
+def curve(records, spent_before=0.0, start_step=0):
     """The evaluation records by step (the newest of a repeated step), each
-    with the CPU hours spent up to it."""
+    with the CPU hours spent up to it (plus `spent_before`)."""
     by_step = {}
     for n, r in enumerate(records):
         if "dev_bits" in r:
-            by_step[r["step"]] = dict(r, cpu_hours=cost(records[: n + 1])["cpu_hours"])
+            hours = spent_before + cost(records[: n + 1], start_step)["cpu_hours"]
+            by_step[r["step"]] = dict(r, cpu_hours=hours)
     return [by_step[s] for s in sorted(by_step)]
+
+
+def earlier_pieces(workdir, curve_path):
+    """(points, cost, start) of the training before a warm start.
+
+    A workdir that started from an exported model (`train.init_from`) holds
+    `warm_start.json`: the step it started at and that model's info.json,
+    whose `training` is the cost of the pieces before. Their learning curve
+    is the one written by the export of that model (`curve_path`), up to the
+    start step. A workdir trained from scratch has none: ([], None, None).
+    """
+    path = os.path.join(workdir, train.WARM_START_FILE)
+    if not os.path.isfile(path):
+        return [], None, None
+    with open(path) as f:
+        record = json.load(f)
+    start = int(record["step"])
+    points = []
+    if os.path.isfile(curve_path):
+        with open(curve_path) as f:
+            points = [json.loads(line) for line in f if line.strip()]
+    points = [p for p in points if p["step"] <= start]
+    before = record["info"].get("training", {})
+    return points, before, dict(step=start, init_from=record["init_from"])
+
+
+def add_costs(before, after):
+    """The cost of two runs of training one after the other (`cost` dicts)."""
+    if not before:
+        return after
+    times = [t for d in (before, after) for t in (d["first"], d["last"]) if t]
+    return dict(
+        cpu_hours=before["cpu_hours"] + after["cpu_hours"],
+        wall_hours=before["wall_hours"] + after["wall_hours"],
+        runs_with_cpu_counter=before["runs_with_cpu_counter"]
+        + after["runs_with_cpu_counter"],
+        first=min(times, default=None),
+        last=max(times, default=None),
+    )
 
 
 def _date(timestamp):
@@ -236,9 +283,12 @@ def main(argv):
     command = common.command_line("export_pretrained")
     out = os.path.join(RESULTS, FLAGS.name)
     records = read_metrics(FLAGS.workdir)
-    spent = cost(records)
-    points = curve(records)
-    common.write_jsonl(os.path.join(out, "learning_curve.jsonl"), points)
+    curve_path = os.path.join(out, "learning_curve.jsonl")
+    points, before, warm_start = earlier_pieces(FLAGS.workdir, curve_path)
+    start = warm_start["step"] if warm_start else 0
+    spent = add_costs(before, cost(records, start))
+    points += curve(records, (before or {}).get("cpu_hours", 0.0), start)
+    common.write_jsonl(curve_path, points)
     common.write_text(
         os.path.join(out, "learning_curve.md"),
         curve_markdown(points, spent, FLAGS.name, command),
@@ -254,6 +304,7 @@ def main(argv):
                 name=FLAGS.name,
                 commit=common.git_commit(),
                 training=common.clean(spent),
+                **({"warm_start": warm_start} if warm_start else {}),
             ),
         )
         print(json.dumps(info))

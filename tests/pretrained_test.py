@@ -202,3 +202,50 @@ def test_the_readme_command_vocodes_with_the_packaged_model(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(os.listdir(out)) == ["vm-tomakecall.png", "vm-tomakecall.wav"]
+
+
+def test_a_warm_started_curve_continues_the_exported_one(tmp_path):
+    from experiments import export_pretrained
+    from subscale import train
+
+    before = dict(
+        cpu_hours=1.0, wall_hours=0.5, runs_with_cpu_counter=1, first=100.0, last=200.0
+    )
+    record = dict(init_from="m", path="m", step=10, info=dict(step=10, training=before))
+    (tmp_path / train.WARM_START_FILE).write_text(json.dumps(record))
+    curve_path = tmp_path / "learning_curve.jsonl"
+    curve_path.write_text(
+        "".join(
+            json.dumps(dict(step=s, dev_bits=9.0, cpu_hours=s / 10)) + "\n"
+            for s in (5, 10, 15)
+        )  # 15: a later export of the same model
+    )
+    points, spent_before, warm = export_pretrained.earlier_pieces(
+        str(tmp_path), str(curve_path)
+    )
+    assert [p["step"] for p in points] == [5, 10]
+    assert warm == dict(step=10, init_from="m")
+    records = [
+        dict(
+            step=15, loss_bits=9.0, steps_per_second=1.0, cpu_seconds=720.0, time=300.0
+        ),
+        dict(
+            step=20, loss_bits=9.0, steps_per_second=1.0, cpu_seconds=1440.0, time=305.0
+        ),
+        dict(step=20, dev_bits=8.5),
+    ]
+    spent = export_pretrained.add_costs(
+        spent_before, export_pretrained.cost(records, start_step=10)
+    )
+    assert spent["cpu_hours"] == pytest.approx(1.4)
+    assert spent["wall_hours"] == pytest.approx(0.5 + 10 / 3600)
+    assert spent["runs_with_cpu_counter"] == 2
+    assert (spent["first"], spent["last"]) == (100.0, 305.0)
+    new = export_pretrained.curve(records, spent_before["cpu_hours"], start_step=10)
+    assert [(p["step"], p["cpu_hours"]) for p in new] == [(20, pytest.approx(1.4))]
+    # A workdir trained from scratch has no earlier pieces.
+    assert export_pretrained.earlier_pieces(str(tmp_path / "x"), str(curve_path)) == (
+        [],
+        None,
+        None,
+    )
