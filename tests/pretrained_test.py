@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 import subscale
+from experiments import export_pretrained
 from subscale import audio
 from subscale import baselines
 from subscale import commands
 from subscale import input_pipeline
 from subscale import models
 from subscale import pretrained
+from subscale import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OLD_WORKDIR = os.path.join(ROOT, "tests", "testdata", "old_workdir")
@@ -205,9 +207,6 @@ def test_the_readme_command_vocodes_with_the_packaged_model(tmp_path):
 
 
 def test_a_warm_started_curve_continues_the_exported_one(tmp_path):
-    from experiments import export_pretrained
-    from subscale import train
-
     before = dict(
         cpu_hours=1.0, wall_hours=0.5, runs_with_cpu_counter=1, first=100.0, last=200.0
     )
