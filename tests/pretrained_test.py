@@ -167,12 +167,6 @@ def test_speech16k_vocodes_deterministically(speech16k, dev_clip):
     assert not np.array_equal(first, speech16k.generate(mel, seed=4))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not yet: the packaged speech16k (step 5,250 of a run that goes on) "
-    "scores 8.59 bits on this clip against the LPC coder's 8.56 (issue 13); "
-    "drop this mark when a longer-trained export passes",
-)
 def test_speech16k_predicts_a_dev_clip_better_than_lpc(speech16k, dev_clip):
     """NLL on a held-out clip below the forward-adaptive LPC coder's."""
     wave, mel = dev_clip
