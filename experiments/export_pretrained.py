@@ -243,7 +243,11 @@ def score(name, clip_count, clip_seconds):
         config.data.hop_length,
     )
     best = min(lpc, key=lambda r: r["bits"])
-    return dict(model=model, griffin_lim=gl, lpc=lpc, lpc_best=best)
+    sampling = {
+        k: config.sampling[k]
+        for k in ("temperature", "coarse_temperature", "prob_floor")
+    }
+    return dict(model=model, griffin_lim=gl, lpc=lpc, lpc_best=best, sampling=sampling)
 
 
 def scores_markdown(scores, name, command):
@@ -262,8 +266,9 @@ def scores_markdown(scores, name, command):
             *common.provenance(command),
             f"- Model step {m['step']}; NLL on {m['samples']} dev samples "
             f"({m['data']}); free-running on {m['clips']} clips of "
-            f"{m['clip_seconds']} s; Griffin-Lim (32 iterations) inverts the "
-            "same clips' mels.",
+            f"{m['clip_seconds']} s, sampled with the model's `config.sampling` "
+            f"{json.dumps(scores.get('sampling', {}))}; Griffin-Lim (32 "
+            "iterations) inverts the same clips' mels.",
             "",
             "| system | NLL (bits) | log-mel dB | loudness r | quiet +dB | STOI "
             "| PESQ |",
