@@ -89,9 +89,8 @@ def cost(records, start_step=0):
         if "loss_bits" not in r:
             continue
         # A step below the last one: a run resumed from an earlier checkpoint.
-        steps = r["step"] - max(
-            previous_step if r["step"] > previous_step else 0, start_step
-        )
+        since = previous_step if r["step"] > previous_step else start_step
+        steps = r["step"] - since
         interval = steps / r["steps_per_second"] if r["steps_per_second"] else 0.0
         wall += interval
         if "cpu_seconds" in r:
@@ -243,10 +242,7 @@ def score(name, clip_count, clip_seconds):
         config.data.hop_length,
     )
     best = min(lpc, key=lambda r: r["bits"])
-    sampling = {
-        k: config.sampling[k]
-        for k in ("temperature", "coarse_temperature", "prob_floor")
-    }
+    sampling = evaluation.shaping_kwargs(config.sampling)
     return dict(model=model, griffin_lim=gl, lpc=lpc, lpc_best=best, sampling=sampling)
 
 
