@@ -33,6 +33,7 @@ import jax.numpy as jnp
 from absl import app
 from absl import flags
 
+from subscale import distribution
 from subscale import folding
 from subscale import models
 from subscale import sampling
@@ -136,9 +137,9 @@ def partial_scans(model, params, rows, steps):
 
     def output_body(h, u):
         lc = apply(h[:, :half], method=lambda m, x: m.cell.coarse_logits(x))
-        c = sampling.draw_inverse_cdf(shaping.probs(lc, 0), u)
+        c = distribution.draw_inverse_cdf(shaping.probs(lc, 0), u)
         lf = apply(h[:, half:], method=lambda m, x: m.cell.fine_logits(x))
-        f = sampling.draw_inverse_cdf(shaping.probs(lf, 1), u)
+        f = distribution.draw_inverse_cdf(shaping.probs(lf, 1), u)
         return h + (c + f)[:, None].astype(h.dtype) * 1e-9, None
 
     scans = {

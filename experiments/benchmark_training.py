@@ -13,7 +13,6 @@ Run (from the repository root):
 """
 
 import json
-import platform
 import time
 
 import jax
@@ -34,6 +33,26 @@ def define_flags():
     flags.DEFINE_integer("steps", 20, "Timed steps (after two warm-up steps).")
 
 
+def random_batch(config, margins, rng):
+    """A batch of the config's training shapes with random samples and mel,
+    with `margins` (left, right) columns of context inputs around each crop
+    when the config feeds crop context (`data.crop_context`)."""
+    d, t = config.data, config.train
+    frames = d.seq_len // d.hop_length + 2 * models.MEL_PAD
+    batch = dict(
+        samples=rng.integers(-3000, 3000, (t.batch_size, d.seq_len), np.int16),
+        mel=rng.normal(-4.0, 1.0, (t.batch_size, frames, d.n_mels)).astype(
+            np.float32
+        ),
+    )
+    if margins != (0, 0):
+        width = d.seq_len + int(config.model.subscale_factor) * sum(margins)
+        inputs = rng.integers(-3000, 3000, (t.batch_size, width), np.int16)
+        batch["inputs"] = inputs
+        batch["inputs_valid"] = np.ones(inputs.shape, bool)
+    return batch
+
+
 def main(argv):
     del argv
     config = FLAGS.config
@@ -41,26 +60,19 @@ def main(argv):
     state = trainer.init_state(0)
     d, t = config.data, config.train
     rng = np.random.default_rng(0)
-    frames = d.seq_len // d.hop_length + 2 * models.MEL_PAD
-    batch = trainer.shard(
-        dict(
-            samples=rng.integers(-3000, 3000, (t.batch_size, d.seq_len), np.int16),
-            mel=rng.normal(-4.0, 1.0, (t.batch_size, frames, d.n_mels)).astype(
-                np.float32
-            ),
-        )
-    )
+    batch = trainer.shard(random_batch(config, trainer.margins, rng))
     start = time.perf_counter()
     state, out = trainer.train_step(state, batch)
     jax.block_until_ready(out)
     compile_s = time.perf_counter() - start
     state, out = trainer.train_step(state, batch)
     jax.block_until_ready(out)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(FLAGS.steps):
         state, out = trainer.train_step(state, batch)
     jax.block_until_ready((state, out))
     seconds = (time.perf_counter() - start) / FLAGS.steps
+    cpu_seconds = (time.process_time() - cpu_start) / FLAGS.steps
     m = config.model
     print(
         json.dumps(
@@ -73,7 +85,8 @@ def main(argv):
                 compile_s=round(compile_s, 2),
                 steps_per_second=round(1.0 / seconds, 3),
                 samples_per_second=round(t.batch_size * d.seq_len / seconds),
-                device=f"{jax.devices()[0].platform} ({platform.processor() or 'cpu'})",
+                samples_per_cpu_second=round(t.batch_size * d.seq_len / cpu_seconds),
+                device=f"{jax.devices()[0].platform} ({common.cpu_model()})",
             )
         ),
         flush=True,

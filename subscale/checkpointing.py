@@ -32,11 +32,15 @@ SHAPE_FIELDS = (
     "model.context_channels",
     "model.lp_order",
     "model.lp_prior",
+    "model.neighbour_rows",
     "data.n_mels",
 )
 # Feature fields: other values leave the shapes alone but feed the model audio
-# and mels unlike those it was trained on.
+# and mels unlike those it was trained on, or read its outputs as another
+# distribution.
 FEATURE_FIELDS = (
+    "model.fine_input_scale",
+    "model.prior",
     "data.pre_emphasis",
     "data.sample_rate",
     "data.hop_length",
@@ -56,6 +60,8 @@ ADDED_FIELDS = {
     "model.fine_input_scale": 1.0,
     "model.lp_order": 0,
     "model.lp_prior": False,
+    "model.prior": "gaussian",
+    "model.tail_mass": 0.0,
     "train.input_noise": (0.0, 0.0),
     "train.input_noise_start": 0,
     "train.carry_state": False,
@@ -122,12 +128,19 @@ def load_config(workdir):
     return config
 
 
+# Fields that matter only while another is on.
+_ONLY_WITH = {"model.prior": "model.lp_prior"}
+
+
 def check_compatible(saved, config, workdir):
     """Raises if the checkpoint's config fixes other shapes or features."""
     for field in SHAPE_FIELDS + FEATURE_FIELDS:
         group, name = field.split(".")
         old = saved[group].get(name) if group in saved else None
         new = config[group][name]
+        switch = _ONLY_WITH.get(field)
+        if switch and not config[switch.split(".")[0]][switch.split(".")[1]]:
+            continue
         if old is not None and old != new:
             raise errors.SubscaleError(
                 f"{workdir}: checkpoint has {field}={old} but the config says "

@@ -7,6 +7,7 @@ them, also where a config is read without `validate` (a saved one).
 """
 
 from subscale import audio
+from subscale import distribution
 from subscale import errors
 from subscale import sampling
 from subscale import sparsity
@@ -100,6 +101,9 @@ def validate(config, num_devices=None):
         _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")
     if m.lp_order < 0:
         _fail("model.lp_order", m.lp_order, "must be >= 0 (0 = no linear prediction)")
+    if m.prior not in distribution.PRIORS:
+        _fail("model.prior", m.prior, f"must be one of {distribution.PRIORS}")
+    distribution.check_tail_mass(m.tail_mass)
     if m.get("lp_prior", False) and not m.lp_order:
         _fail("model.lp_prior", True, "needs model.lp_order > 0 (the prediction)")
     if m.fine_input_scale < 0:

@@ -63,8 +63,10 @@ def nll_sums(model, params, batch, margins=(0, 0), other_mel=False):
       other_mel: condition crop k on crop k - 1's mel (the mel-use probe).
 
     Returns:
-      dict of scalars: `bits` and `count` (all samples) and `<part>_bits`,
-      `<part>_count` for each part of `_PARTS`.
+      dict of scalars: `bits` and `count` (all samples), `worst_bits` (the
+      costliest sample) and `over16_count` (samples costing over 16 bits, worse
+      than a uniform guess), and `<part>_bits`, `<part>_count` for each part
+      of `_PARTS`.
     """
     cfg = model.cfg
     mel = jnp.roll(batch["mel"], 1, axis=0) if other_mel else batch["mel"]
@@ -96,7 +98,13 @@ def nll_sums(model, params, batch, margins=(0, 0), other_mel=False):
         edge=edge,
         middle=~edge,
     )
-    out = dict(bits=total.sum(), count=weights.sum() * t)
+    counted = weights > 0
+    out = dict(
+        bits=total.sum(),
+        count=weights.sum() * t,
+        worst_bits=jnp.max(jnp.where(counted, total / jnp.maximum(weights, 1e-9), 0.0)),
+        over16_count=jnp.sum((total > 16.0 * weights) & counted),
+    )
     for part, mask in masks.items():
         if part == "coarse":
             out["coarse_bits"] = bits_c.sum()
@@ -126,16 +134,24 @@ class NllEvaluator:
         """NLL of `crops` (dict from `input_pipeline.eval_crops`) in bits/sample.
 
         Returns:
-          dict(bits, samples, and `<part>_bits` for each part; parts that do
-          not occur, like the other rows at B = 1, are left out).
+          dict(bits, samples, worst_bits (the costliest sample), over16_share
+          (the share of samples costing over 16 bits), and `<part>_bits` for
+          each part; parts that do not occur, like the other rows at B = 1,
+          are left out).
         """
         totals = {}
         for batch in input_pipeline.batched(crops, self.batch_size):
             sums = self._sums(params, self.shard(batch), other_mel=other_mel)
             for key, value in jax.device_get(sums).items():
-                totals[key] = totals.get(key, 0.0) + float(value)
+                if key == "worst_bits":
+                    totals[key] = max(totals.get(key, 0.0), float(value))
+                else:
+                    totals[key] = totals.get(key, 0.0) + float(value)
         result = dict(
-            bits=totals["bits"] / totals["count"], samples=int(totals["count"])
+            bits=totals["bits"] / totals["count"],
+            samples=int(totals["count"]),
+            worst_bits=totals["worst_bits"],
+            over16_share=totals["over16_count"] / totals["count"],
         )
         for part in _PARTS:
             if totals[f"{part}_count"] > 0:
@@ -220,16 +236,20 @@ def score_clips(clip_list, generated, mel_cfg, hop):
       hop: samples per mel frame.
 
     Returns:
-      Means over the clips: log_mel_db, loudness_corr, quiet_excess_db, stoi,
-      pesq (a metric is left out when no clip could compute it).
+      Means over the clips: log_mel_db, bias_low_db, bias_mid_db and
+      bias_high_db (`metrics.band_bias_db`), loudness_corr, quiet_excess_db,
+      stoi, pesq (a metric is left out when no clip could compute it).
     """
     scores = []
     for (_, samples, mel), est in zip(clip_list, generated, strict=True):
         ref = audio.to_float(samples)
         est = np.asarray(est[: samples.shape[0]], np.float32)
+        est_mel = audio.mel(est, mel_cfg)
+        bias = metrics.band_bias_db(mel, est_mel)
         scores.append(
             dict(
-                log_mel_db=metrics.log_mel_distance(mel, audio.mel(est, mel_cfg)),
+                log_mel_db=metrics.log_mel_distance(mel, est_mel),
+                **{f"bias_{band}_db": bias[band] for band in metrics.BAND_THIRDS},
                 loudness_corr=metrics.loudness_correlation(ref, est, hop),
                 quiet_excess_db=metrics.quiet_excess_db(ref, est, hop),
                 stoi=metrics.stoi(ref, est, mel_cfg.sample_rate),
@@ -280,11 +300,14 @@ def evaluate(config, workdir, params=None, step=None, write=True):
     Prints one JSON line and writes it to `workdir/eval.json` (unless not
     `write`): `step`,
     `eval_bits` (NLL in bits per sample on every eval crop), `eval_nats`,
-    `samples`, `data`, the NLL parts (`coarse_bits`, `fine_bits`, `row0_bits`
+    `samples`, `data`, `worst_bits` (the costliest sample) and `over16_share`
+    (the share of samples costing over 16 bits), the NLL parts (`coarse_bits`, `fine_bits`, `row0_bits`
     and `rows_bits` for B > 1, `edge_bits`, `middle_bits`), `mel_gain_bits`
-    (NLL with another crop's mel minus NLL with its own), `clips` and
-    `clip_seconds`, and the free-running means over the clips (`log_mel_db`,
-    `loudness_corr`, `quiet_excess_db`, `stoi`, `pesq` when available).
+    (NLL with another crop's mel minus NLL with its own) and
+    `other_mel_worst_bits`, `clips` and `clip_seconds`, and the free-running
+    means over the clips (`log_mel_db`, `bias_low_db`, `bias_mid_db`,
+    `bias_high_db`, `loudness_corr`, `quiet_excess_db`, `stoi`, `pesq` when
+    available).
 
     Returns:
       The result dict.
@@ -308,9 +331,9 @@ def evaluate(config, workdir, params=None, step=None, write=True):
     )
     result.update({k: v for k, v in own.items() if k not in ("bits", "samples")})
     if len(crops["samples"]) > 1:
-        result["mel_gain_bits"] = (
-            nll(params, crops, other_mel=True)["bits"] - own["bits"]
-        )
+        other = nll(params, crops, other_mel=True)
+        result["mel_gain_bits"] = other["bits"] - own["bits"]
+        result["other_mel_worst_bits"] = other["worst_bits"]
     t = config.train
     clip_list = clips(
         utterances,

@@ -92,6 +92,29 @@ def log_mel_distance(ref_mel, est_mel, mask=None):
     return _masked_mean(np.sqrt(np.mean(diff**2, axis=-1)), mask)
 
 
+BAND_THIRDS = ("low", "mid", "high")
+
+
+def band_bias_db(ref_mel, est_mel):
+    """Per-band log-mel bias: how much louder the estimate is, in dB, averaged
+    over the frames and the bands of each third of the mel bands (lowest,
+    middle, highest). Where the log-mel distance lies, with its sign: excess
+    noise between the harmonics shows as a positive low third.
+
+    Args:
+      ref_mel, est_mel: [f, m] natural-log magnitude mels.
+
+    Returns:
+      {"low": dB, "mid": dB, "high": dB}.
+    """
+    _check_pair(ref_mel, est_mel)
+    diff = DB_PER_NEPER * (np.asarray(est_mel, np.float64) - ref_mel)
+    thirds = np.array_split(np.arange(diff.shape[-1]), len(BAND_THIRDS))
+    return {
+        name: float(diff[:, bands].mean()) for name, bands in zip(BAND_THIRDS, thirds)
+    }
+
+
 def mel_cepstrum(log_mel, num_coefficients=MCD_COEFFICIENTS):
     """Cepstra [f, d + 1] (c_0 .. c_d) of natural-log magnitude mel frames [f, m]."""
     bands = log_mel.shape[-1]

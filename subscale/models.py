@@ -49,6 +49,7 @@ ring buffer, so the per-step cost does not depend on the utterance length.
 """
 
 import dataclasses
+import functools
 
 import flax.linen as nn
 import jax
@@ -57,11 +58,12 @@ import numpy as np
 from flax import traverse_util
 
 from subscale import audio
+from subscale import distribution
 from subscale import folding
 from subscale import linear_prediction
 
 MEL_PAD = 3
-NUM_CLASSES = 256
+NUM_CLASSES = distribution.NUM_CLASSES
 # Log-mel of speech lies roughly in [LOG_MEL_FLOOR, 2]; this maps it near [-1, 1].
 _MEL_CENTER = -4.0
 _MEL_SCALE = 4.0
@@ -85,6 +87,8 @@ class ModelConfig:
     pre_emphasis: float = 0.0
     lp_order: int = 0
     lp_prior: bool = False
+    prior: str = "gaussian"
+    tail_mass: float = 0.0
     sample_rate: int = 16_000
     n_fft: int = 1024
     fmin: float = 40.0
@@ -115,6 +119,10 @@ class ModelConfig:
             pre_emphasis=float(config.data.get("pre_emphasis", 0.0)),
             lp_order=int(m.get("lp_order", 0)),
             lp_prior=bool(m.get("lp_prior", False)),
+            # Models saved before these fields were trained with the Gaussian
+            # prior and no tail (distribution.py).
+            prior=str(m.get("prior", "gaussian")),
+            tail_mass=float(m.get("tail_mass", 0.0)),
             sample_rate=int(config.data.sample_rate),
             n_fft=int(config.data.n_fft),
             fmin=float(config.data.fmin),
@@ -169,6 +177,79 @@ def gru_update(h, rh, ih):
     return u * h + (1.0 - u) * e
 
 
+def _gru_scan_forward(R, R_bias, ih, h0):
+    """The recurrence over time and what its gradient needs.
+
+    Returns (states [n, r, H], (u, r, e gates and R_e h + b_e, each [n, r, H])).
+    """
+    hidden = h0.shape[-1]
+
+    def step(h, ih_t):
+        rh = (jnp.dot(h, R) + R_bias).reshape(h.shape[:-1] + (3, hidden))
+        u = jax.nn.sigmoid(rh[..., 0, :] + ih_t[..., 0, :])
+        r = jax.nn.sigmoid(rh[..., 1, :] + ih_t[..., 1, :])
+        e = jnp.tanh(r * rh[..., 2, :] + ih_t[..., 2, :])
+        h = u * h + (1.0 - u) * e
+        return h, (h, u, r, e, rh[..., 2, :])
+
+    _, (states, *gates) = jax.lax.scan(step, h0, ih)
+    return states, gates
+
+
+@jax.custom_vjp
+def gru_scan(R, R_bias, ih, h0):
+    """`gru_update` over time for whole states, time-major (training).
+
+    The same recurrence as `gru_update` (the sampler's step), with a
+    hand-written gradient: the backward scan carries only dh and multiplies
+    by R^T, and the gradient of R is one large product over all steps
+    afterwards, instead of an outer product accumulated at every step.
+
+    Args:
+      R: [H, 3H] recurrent matrix; R_bias: [3H].
+      ih: [n, r, 3, H] input contributions of every step.
+      h0: [r, H] initial states.
+
+    Returns:
+      [n, r, H] the states after each step.
+    """
+    return _gru_scan_forward(R, R_bias, ih, h0)[0]
+
+
+def _gru_scan_fwd(R, R_bias, ih, h0):
+    states, gates = _gru_scan_forward(R, R_bias, ih, h0)
+    return states, (R, h0, states, gates)
+
+
+def _gru_scan_bwd(residuals, d_states):
+    R, h0, states, (u, r, e, rh_e) = residuals
+    previous = jnp.concatenate([h0[None], states[:-1]], axis=0)
+
+    R_t = R.T
+
+    def step(dh, xs):
+        d_state, h_prev, u_t, r_t, e_t, rh_e_t = xs
+        g = d_state + dh
+        d_pre_e = g * (1.0 - u_t) * (1.0 - e_t * e_t)
+        d_pre_u = g * (h_prev - e_t) * u_t * (1.0 - u_t)
+        d_pre_r = d_pre_e * rh_e_t * r_t * (1.0 - r_t)
+        d_rh = jnp.stack([d_pre_u, d_pre_r, d_pre_e * r_t], axis=-2)
+        d_ih = jnp.stack([d_pre_u, d_pre_r, d_pre_e], axis=-2)
+        flat = d_rh.reshape(d_rh.shape[:-2] + (-1,))
+        dh = g * u_t + jnp.dot(flat, R_t)
+        return dh, (flat, d_ih)
+
+    dh0, (d_rh, d_ih) = jax.lax.scan(
+        step, jnp.zeros_like(h0), (d_states, previous, u, r, e, rh_e), reverse=True
+    )
+    hidden = h0.shape[-1]
+    d_R = jnp.dot(previous.reshape(-1, hidden).T, d_rh.reshape(-1, 3 * hidden))
+    return d_R, d_rh.sum(axis=(0, 1)), d_ih, dh0
+
+
+gru_scan.defvjp(_gru_scan_fwd, _gru_scan_bwd)
+
+
 def upsample(frame_cond, utterance, times, hop_length, frame_offset=0):
     """Linear interpolation of frame features at sample times.
 
@@ -197,6 +278,22 @@ def upsample(frame_cond, utterance, times, hop_length, frame_offset=0):
     a = frame_cond[utterance, lo]
     b = frame_cond[utterance, lo + 1]
     return a + w * (b - a)
+
+
+@functools.lru_cache(maxsize=32)
+def interpolation_matrix(t, frames, hop_length, factor=1):
+    """`upsample` of samples 0 .. t - 1 as a matrix: [t, frames] numpy, two
+    weights per row, rows in folded order (row s, column i: time B i + s)."""
+    times = np.arange(t).reshape(-1, factor).T.reshape(-1)
+    frac = (times % hop_length + 0.5) / hop_length + 0.5
+    step = np.floor(frac)
+    lo = np.clip(times // hop_length + step.astype(np.int64), 0, frames - 2)
+    w = frac - step
+    matrix = np.zeros((t, frames), np.float32)
+    rows = np.arange(t)
+    np.add.at(matrix, (rows, lo), 1.0 - w)
+    np.add.at(matrix, (rows, lo + 1), w)
+    return matrix
 
 
 class MelConditioner(nn.Module):
@@ -329,34 +426,6 @@ class ContextNet(nn.Module):
         return self.mix_rows(by_offset, rows)
 
 
-# The linear-prediction prior (`model.lp_prior`): its starting width, and the
-# values the classes stand for in [-1, 1] units (a coarse class by its centre).
-LP_PRIOR_SIGMA0 = 0.05
-LP_PRIOR_LOG_SIGMA_RANGE = (np.log(1.0 / 32768.0), np.log(2.0))
-COARSE_CENTRES = (np.arange(256) * 256 + 127.5) / 32768.0 - 1.0
-FINE_OFFSETS = np.arange(256)
-
-
-def lp_prior_logits(values, prediction, log_sigma):
-    """Gaussian log-density (up to a constant) of each class's value around the
-    linear prediction: -(v - p)^2 / (2 sigma^2).
-
-    Added to the network's logits, it centres the softmax on the prediction
-    from the first step, at a width the network sets per sample (LPCNet models
-    the excitation around its prediction; here the prediction shifts the
-    distribution instead, so the classes stay the samples and NLLs compare).
-    Continuous in the prediction, so training and sampling agree to rounding.
-
-    Args:
-      values: [256] or [..., 256] the classes' values in [-1, 1] units.
-      prediction: [..., 1] the linear prediction.
-      log_sigma: [..., 1] the log width.
-    """
-    log_sigma = jnp.clip(log_sigma, *LP_PRIOR_LOG_SIGMA_RANGE)
-    z = (values - prediction.astype(jnp.float32)) * jnp.exp(-log_sigma)
-    return -0.5 * z * z
-
-
 class WaveRNNCell(nn.Module):
     """The WaveRNN cell: recurrent matmul R, masked input, dual softmax heads."""
 
@@ -388,11 +457,11 @@ class WaveRNNCell(nn.Module):
         self.O3 = nn.Dense(h // 2, **kw)
         self.O4 = nn.Dense(NUM_CLASSES, **kw)
         if cfg.lp_prior:
-            # log sigma of each half's Gaussian around the prediction; starts
-            # wide (sigma 0.05, 1,638 steps of int16) and learns to narrow.
+            # log scale of each half's prior around the prediction; starts
+            # wide (0.05, 1,638 steps of int16) and learns to narrow.
             spread = dict(
                 kernel_init=nn.initializers.zeros,
-                bias_init=nn.initializers.constant(np.log(LP_PRIOR_SIGMA0)),
+                bias_init=nn.initializers.constant(np.log(distribution.PRIOR_SCALE0)),
                 param_dtype=cfg.param_dtype,
             )
             self.S_coarse = nn.Dense(1, **spread)
@@ -446,16 +515,17 @@ class WaveRNNCell(nn.Module):
         return self.O4(nn.relu(self.O3(y_fine)))
 
     def coarse_prior(self, y_coarse, prediction):
-        """`lp_prior_logits` of the 256 coarse classes: [..., H/2], [..., 1] ->
-        [..., 256], added to `coarse_logits` when `lp_prior` is on."""
-        log_sigma = self.S_coarse(y_coarse.astype(jnp.float32))
-        return lp_prior_logits(COARSE_CENTRES, prediction, log_sigma)
+        """`distribution.prior_logits` of the 256 coarse classes: [..., H/2],
+        [..., 1] -> [..., 256], added to `coarse_logits` when `lp_prior` is on."""
+        log_scale = self.S_coarse(y_coarse.astype(jnp.float32))
+        return distribution.prior_logits(self.cfg.prior, 0, prediction, log_scale)
 
     def fine_prior(self, y_fine, prediction, coarse):
         """The same for the 256 fine classes of coarse class `coarse` [...]."""
-        log_sigma = self.S_fine(y_fine.astype(jnp.float32))
-        values = (coarse[..., None] * NUM_CLASSES + FINE_OFFSETS) / 32768.0 - 1.0
-        return lp_prior_logits(values, prediction, log_sigma)
+        log_scale = self.S_fine(y_fine.astype(jnp.float32))
+        return distribution.prior_logits(
+            self.cfg.prior, 1, prediction, log_scale, coarse
+        )
 
     def run(self, ih, coarse_scaled, h0):
         """Teacher-forced recurrence over columns.
@@ -470,12 +540,13 @@ class WaveRNNCell(nn.Module):
         """
         half = self.cfg.hidden_size // 2
         ih = ih.at[..., half:].add(self.coarse_input(coarse_scaled))
-
-        def step(h, ih_t):
-            h = gru_update(h, self.recurrent_projection(h), ih_t)
-            return h, h
-
-        _, states = jax.lax.scan(step, h0, ih.swapaxes(0, 1))
+        dtype = self.cfg.dtype
+        states = gru_scan(
+            self.R.astype(dtype),
+            self.R_bias.astype(dtype),
+            ih.swapaxes(0, 1).astype(dtype),
+            h0.astype(dtype),
+        )
         return states.swapaxes(0, 1)
 
 
@@ -557,11 +628,11 @@ class SubscaleWaveRNN(nn.Module):
         logits_c, logits_f, final = self._folded_logits(
             samples, mel, valid, inputs, margins, inputs_valid, initial_state
         )
-        log_c, log_f = (
-            folding.unfold(log_prob_of(logits, classes) * valid, axis=1)
-            for logits, classes in ((logits_c, coarse), (logits_f, fine))
+        log_c, log_f = distribution.log_prob(
+            logits_c, logits_f, coarse, fine, self.cfg.tail_mass
         )
-        return log_c, log_f, final
+        unfold = lambda x: folding.unfold(x * valid, axis=1)  # noqa: E731
+        return unfold(log_c), unfold(log_f), final
 
     def logits(
         self, samples, mel, lengths=None, inputs=None, margins=(0, 0), inputs_valid=None
@@ -609,10 +680,14 @@ class SubscaleWaveRNN(nn.Module):
         prev = jax.lax.dynamic_slice_in_dim(
             jnp.pad(grid, ((0, 0), (0, 0), (1, 0), (0, 0))), left, n, axis=2
         )
-        frame_cond = self.conditioner(mel)
-        times = jnp.broadcast_to(jnp.arange(t), (b, t))
-        cond = upsample(frame_cond, jnp.arange(b)[:, None], times, cfg.hop_length)
-        cond_ih = self.cell.cond_projection(folding.fold(cond, factor, axis=1))
+        # Projected per frame, then interpolated by one small product with a
+        # static [t, frames] matrix, in folded order (the sampler interpolates
+        # the same projected frames one sample at a time).
+        frame_ih = self.cell.cond_projection(self.conditioner(mel))
+        weights = interpolation_matrix(t, frame_ih.shape[1], cfg.hop_length, factor)
+        cond_ih = jnp.einsum(
+            "tm,bmc->btc", weights.astype(frame_ih.dtype), frame_ih
+        ).reshape(b, factor, n, -1)
         context = self.context(grid, margins) if cfg.has_context else None
         prediction = None
         if cfg.lp_order:
@@ -750,12 +825,6 @@ class SubscaleWaveRNN(nn.Module):
             logits_f = logits_f + self.cell.fine_prior(h_f, prediction, coarse)
         fine = draw(logits_f, 1)
         return jnp.concatenate([h_c, h_f], -1), coarse, fine, logits_c, logits_f
-
-
-def log_prob_of(logits, classes):
-    """log softmax(logits)[classes]: [..., 256] and int [...] -> float32 [...]."""
-    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    return jnp.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
 
 
 # Where the weight matrices that pruning and the block-sparse sampler name

@@ -13,8 +13,8 @@ Randomness is cheap: instead of drawing 2 x 256 Gumbel variables per sample
 inside the step, the uniforms for every step are drawn before the scan (in
 blocks of `_NOISE_BLOCK` steps keyed by `fold_in(key, block)`, so the numbers
 of a step depend only on the utterance key and the step, whatever the batch or
-chunking) and each class is drawn by inverse CDF from the softmax. The Gumbel
-alternative (`noise="gumbel"`) is kept for comparison in the benchmark.
+chunking) and each class is drawn by inverse CDF from the shaped softmax
+(`distribution.Shaping`, the one place that knows the output distribution).
 
 The context of each row comes from a ring buffer of the last B(F + 1) summaries
 of every row (see `models.ContextNet`), updated from what the step just wrote,
@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from subscale import audio
+from subscale import distribution
 from subscale import errors
 from subscale import folding
 from subscale import linear_prediction
@@ -36,7 +37,10 @@ from subscale import models
 from subscale import sparsity
 
 _NOISE_BLOCK = 256
-NOISE_KINDS = ("uniform", "gumbel")
+# The Gumbel draw measured in the benchmark before was retired (issue 19): one
+# kind is left, and `sampling.noise` keeps its name for old configs.
+NOISE_KINDS = ("uniform",)
+Shaping = distribution.Shaping
 
 
 @flax.struct.dataclass
@@ -204,62 +208,6 @@ def step_uniforms(keys, factor, first, count):
     return u.transpose(1, 0, 2, 3).reshape(count, -1, 2)
 
 
-@flax.struct.dataclass
-class Shaping:
-    """How the softmaxes are reshaped before a class is drawn (traced values).
-
-    The fine softmax is divided by `temperature`, the coarse one by
-    `coarse_temperature`; then, as in LPCNet, `floor` is subtracted from every
-    probability, the negative ones are set to zero and the rest renormalised,
-    so that the long tail of unlikely classes (where a free-running model's
-    noise comes from) is never drawn. The floor is below 1/256 (see
-    `check_shaping`), so the most likely class always survives.
-    """
-
-    temperature: jax.Array
-    coarse_temperature: jax.Array
-    floor: jax.Array
-
-    @classmethod
-    def make(cls, temperature=1.0, coarse_temperature=None, floor=0.0):
-        """None for `coarse_temperature` means the same as `temperature`."""
-        if coarse_temperature is None:
-            coarse_temperature = temperature
-        as_array = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-        return cls(as_array(temperature), as_array(coarse_temperature), as_array(floor))
-
-    def probs(self, logits, part):
-        """Reshaped probabilities [r, 256] of logits [r, 256]; part 0 is coarse."""
-        temperature = jnp.where(part == 0, self.coarse_temperature, self.temperature)
-        probs = jax.nn.softmax(logits.astype(jnp.float32) / temperature, axis=-1)
-        return jnp.maximum(probs - self.floor, 0.0)
-
-
-def draw_inverse_cdf(probs, u):
-    """Class whose CDF first exceeds u: [r, 256] probabilities (unnormalised is
-    fine), [r] uniforms in [0, 1) -> [r] int32.
-
-    A class of probability zero is never drawn, also at u = 0 (where the first
-    class of positive probability is) and when rounding puts u times the total
-    at the total (the last class of positive probability).
-    """
-    cdf = jnp.cumsum(probs, axis=-1)
-    below = jnp.sum(cdf <= u[:, None] * cdf[:, -1:], axis=-1)
-    positive = probs > 0
-    last = probs.shape[-1] - 1 - jnp.argmax(positive[:, ::-1], axis=-1)
-    return jnp.minimum(below, last).astype(jnp.int32)
-
-
-def draw_gumbel(probs, key):
-    """Gumbel-max sampling with noise drawn in the step (the expensive option).
-
-    One row: probabilities [256], key -> int32 class.
-    """
-    g = jax.random.gumbel(key, probs.shape, jnp.float32)
-    log_p = jnp.where(probs > 0, jnp.log(jnp.maximum(probs, 1e-30)), -jnp.inf)
-    return jnp.argmax(log_p + g, axis=-1).astype(jnp.int32)
-
-
 def make_step(
     model, params, plan, shaping, noise, with_log_probs=True, sparse_layouts=None
 ):
@@ -301,19 +249,8 @@ def make_step(
             by_offset = by_offset * earlier[..., None]
             context = apply(by_offset, plan.row, method="mix")
 
-        if noise == "uniform":
-
-            def draw(logits, part):
-                return draw_inverse_cdf(shaping.probs(logits, part), u[:, part])
-        else:
-
-            def draw(logits, part):
-                keys = jax.vmap(
-                    lambda k, s: jax.random.fold_in(
-                        jax.random.fold_in(jax.random.fold_in(k, t), part), s
-                    )
-                )(plan.keys[plan.utterance], plan.row)
-                return jax.vmap(draw_gumbel)(shaping.probs(logits, part), keys)
+        def draw(logits, part):
+            return shaping.draw(logits, part, u[:, part])
 
         neighbours = None
         if cfg.neighbour_offsets:
@@ -381,10 +318,10 @@ def make_step(
         sample = jnp.where(active, audio.join(coarse, fine), 0).astype(jnp.int16)
         if not with_log_probs:
             return new, (sample, jnp.zeros((0,), jnp.float32))
-        log_p = models.log_prob_of(logits_c, coarse) + models.log_prob_of(
-            logits_f, fine
+        log_c, log_f = distribution.log_prob(
+            logits_c, logits_f, coarse, fine, cfg.tail_mass
         )
-        return new, (sample, jnp.where(active, log_p, 0.0))
+        return new, (sample, jnp.where(active, log_c + log_f, 0.0))
 
     return step
 
@@ -409,10 +346,7 @@ def run_steps(
         model, params, plan, shaping, noise, with_log_probs, sparse_layouts
     )
     ts = first + jnp.arange(count)
-    if noise == "uniform":
-        u = step_uniforms(plan.keys, model.cfg.subscale_factor, first, count)
-    else:
-        u = jnp.zeros((count,), jnp.float32)  # keys are derived in the step
+    u = step_uniforms(plan.keys, model.cfg.subscale_factor, first, count)
     carry, (samples, log_p) = jax.lax.scan(step, carry, (ts, u))
     return carry, samples, log_p
 
@@ -475,7 +409,7 @@ def generate(
       key: PRNG key (utterance n uses `fold_in(key, n)`) or keys [N, ...].
       lengths: int [N] frames per utterance (default: all f).
       shaping: `Shaping` (temperatures, probability floor); default plain.
-      noise: "uniform" (inverse CDF) or "gumbel".
+      noise: "uniform" (inverse CDF), the one kind (`NOISE_KINDS`).
       with_log_probs: also compute the log-probabilities (else they are None).
       sparse_layouts: {name: sparsity.BlockLayout} of the matrices multiplied
         block-sparsely (`sparsity.sampling_layouts`).
@@ -538,7 +472,7 @@ def generate_stream(
       chunk_frames: frames of audio per chunk of scan steps; chunk_frames * hop
         must be a multiple of the subscale factor.
       shaping: `Shaping` (temperatures, probability floor); default plain.
-      noise: "uniform" or "gumbel".
+      noise: "uniform", the one kind (`NOISE_KINDS`).
       sparse_layouts: {name: sparsity.BlockLayout} of the matrices multiplied
         block-sparsely (`sparsity.sampling_layouts`).
 
@@ -603,28 +537,7 @@ def check_chunk_frames(chunk_frames, hop_length, factor):
         )
 
 
-def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
-    """Raises SubscaleError naming the bad shaping value (see `Shaping`).
-
-    Args:
-      temperature: the fine (and default coarse) softmax temperature.
-      coarse_temperature: the coarse softmax temperature; None for
-        `temperature` (the config's 0 is passed as None).
-      floor: the probability floor, `prob_floor`.
-      prefix: put before each name in the message: "" for the arguments of
-        `sample_fn` and the API, "sampling." for the config fields.
-    """
-    if temperature <= 0:
-        raise errors.SubscaleError(f"{prefix}temperature={temperature}: must be > 0")
-    if coarse_temperature is not None and coarse_temperature <= 0:
-        raise errors.SubscaleError(
-            f"{prefix}coarse_temperature={coarse_temperature}: must be > 0"
-        )
-    if not 0.0 <= floor < 1.0 / models.NUM_CLASSES:
-        raise errors.SubscaleError(
-            f"{prefix}prob_floor={floor}: must be in [0, 1/{models.NUM_CLASSES}) so "
-            "that a uniform softmax keeps its classes"
-        )
+check_shaping = distribution.check_shaping
 
 
 def _stream_chunk(

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from subscale import audio
+from subscale import distribution
 from subscale import folding
 from subscale import input_pipeline
 from subscale import models
@@ -29,7 +30,7 @@ def test_inverse_cdf_never_draws_a_class_of_probability_zero():
     probs[:, 7] = 0.25
     probs[:, 100] = 0.75
     u = jnp.array([0.0, 0.2499, 0.25, np.nextafter(np.float32(1), np.float32(0))])
-    drawn = sampling.draw_inverse_cdf(jnp.asarray(probs), u)
+    drawn = distribution.draw_inverse_cdf(jnp.asarray(probs), u)
     # u = 0 used to give class 0 whatever its probability.
     np.testing.assert_array_equal(drawn, [7, 7, 100, 100])
 
@@ -38,7 +39,7 @@ def test_inverse_cdf_draws_by_probability():
     logits = jax.random.normal(jax.random.PRNGKey(0), (1, 256)) * 3
     probs = jax.nn.softmax(logits)
     u = jax.random.uniform(jax.random.PRNGKey(1), (20_000,))
-    drawn = sampling.draw_inverse_cdf(jnp.broadcast_to(probs, (20_000, 256)), u)
+    drawn = distribution.draw_inverse_cdf(jnp.broadcast_to(probs, (20_000, 256)), u)
     counts = np.bincount(np.asarray(drawn), minlength=256) / 20_000
     np.testing.assert_allclose(counts, probs[0], atol=0.012)
 
@@ -353,22 +354,6 @@ def test_train_equals_sample_with_linear_prediction(
     assert params["cell"]["I_lp"]["kernel"].shape == (1, 48)
     assert ("S_coarse" in params["cell"]) == prior
     subscale_test.check_train_equals_sample(cfg, model, params, mel, atol=5e-5)
-
-
-def test_the_lp_prior_centres_both_softmaxes_on_the_prediction():
-    prediction = jnp.array([[0.3]])
-    log_sigma = jnp.log(jnp.array([[0.01]]))
-    coarse = models.lp_prior_logits(models.COARSE_CENTRES, prediction, log_sigma)
-    # The coarse class holding 0.3 (int16 9830) is the most likely.
-    assert int(jnp.argmax(coarse)) == audio.split(np.int16(9830))[0]
-    values = (np.int32(166) * 256 + models.FINE_OFFSETS) / 32768.0 - 1.0
-    fine = models.lp_prior_logits(values, prediction, jnp.log(jnp.array([[1e-4]])))
-    assert int(jnp.argmax(fine)) == audio.split(np.int16(9830))[1]
-    # The width is clipped: no infinities at any log sigma.
-    wild = models.lp_prior_logits(
-        models.COARSE_CENTRES, prediction, -1e9 + 0 * log_sigma
-    )
-    assert bool(jnp.all(jnp.isfinite(wild)))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,251 @@
+"""The output distribution: the dual softmax, its prior, its tail, its draw.
+
+Notation: r rows (any leading shape), 256 classes per byte.
+
+A 16-bit sample is a coarse byte c and a fine byte f. The network gives two
+sets of logits, coarse and (given the coarse byte) fine; this module turns them
+into probabilities, and every consumer (the training loss, the evaluation, the
+sampler and its log-probabilities) goes through it, so that training and
+sampling compute one distribution (docs/design.md, "Output distribution").
+
+1. **Prior** (`model.lp_prior`). The linear prediction p from the mel
+   (`linear_prediction.py`) centres both softmaxes: each class's logit gets the
+   log of the probability mass that a logistic of centre p and scale s gives
+   to the class's interval of sample values (`prior="logistic"`):
+
+       coarse c: log P_s(lo_c <= x < hi_c),   256 intervals of 256 steps,
+       fine f | c: log P_s(v - 1/2 <= x < v + 1/2),   v = 256 c + f,
+
+   the outermost intervals reaching to infinity. A bin's mass, unlike the
+   density at its centre, does not become overconfident when p falls
+   off-centre in a wide coarse bin, and a logistic's log-mass falls linearly,
+   not quadratically, away from p. The scale is set per sample by the cell
+   (one linear unit per half) through `soft_clamp`, a floor and a ceiling with
+   a gradient everywhere. `prior="gaussian"` is the density-at-centre prior
+   that models before the logistic were trained with; it stays so that they
+   load and score as they did.
+
+2. **Tail** (`model.tail_mass` = eps). The joint distribution of the 16-bit
+   sample is the model's mixed with a uniform over all 65,536 values,
+
+       P(c, f) = (1 - eps) P_model(c) P_model(f | c) + eps / 65536,
+
+   so no sample costs more than 16 + log2(1 / eps) bits (24 at eps = 2^-8)
+   whatever the model predicts, at a cost of -log2(1 - eps) (0.006 bits at
+   2^-8) where it predicts well. Its coarse marginal and fine conditional are
+   exact (`log_prob`). The tail is a bound on the likelihood, not a sound: the
+   sampler draws from the model's part (`Shaping`), so free-running output
+   never contains the uniform's clicks.
+
+3. **Shaping and draw** at sampling time: temperatures and LPCNet's
+   probability floor (`Shaping`), then one inverse-CDF draw from pre-drawn
+   uniforms (`draw_inverse_cdf`).
+"""
+
+import math
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from subscale import errors
+
+NUM_CLASSES = 256
+PRIORS = ("logistic", "gaussian")
+# The prior's starting scale (1,638 int16 steps) and the soft range of its log.
+PRIOR_SCALE0 = 0.05
+LOG_SCALE_RANGE = (math.log(0.25 / 32768.0), math.log(2.0))
+# The legacy Gaussian prior's hard range of log sigma.
+_GAUSSIAN_LOG_SIGMA_RANGE = (math.log(1.0 / 32768.0), math.log(2.0))
+# Sample values in [-1, 1) units: x / 32768 for int16 x = 256 c + f - 32768.
+_STEP = 1.0 / 32768.0
+COARSE_CENTRES = (np.arange(NUM_CLASSES) * NUM_CLASSES + 127.5) * _STEP - 1.0
+FINE_OFFSETS = np.arange(NUM_CLASSES)
+# Interval edges: coarse class c covers values [256 c - 1/2, 256 c + 255 + 1/2)
+# steps from -32768; the outermost edges reach far beyond full scale.
+_FAR = 1.0e4
+_COARSE_LO = np.concatenate([[-_FAR], (np.arange(1, 256) * 256 - 0.5) * _STEP - 1.0])
+_COARSE_HI = np.concatenate([(np.arange(1, 256) * 256 - 0.5) * _STEP - 1.0, [_FAR]])
+
+
+def soft_clamp(x, lo, hi):
+    """x squashed smoothly into (lo, hi): the identity well inside, a softplus
+    bend near each end, a positive gradient everywhere (unlike `jnp.clip`)."""
+    x = lo + jax.nn.softplus(x - lo)
+    return hi - jax.nn.softplus(hi - x)
+
+
+def _log1mexp(x):
+    """log(1 - exp(-x)) for x > 0, accurate for small and large x."""
+    return jnp.where(
+        x < math.log(2.0),
+        jnp.log(-jnp.expm1(-x)),
+        jnp.log1p(-jnp.exp(-x)),
+    )
+
+
+def logistic_log_mass(lo, hi, mean, log_scale):
+    """log P(lo <= x < hi) under a logistic(mean, exp(log_scale)), stably:
+    sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(b - a)).
+
+    Args:
+      lo, hi: interval edges, broadcastable, hi > lo.
+      mean: the centre, broadcastable.
+      log_scale: the log scale, broadcastable.
+    """
+    inv = jnp.exp(-log_scale)
+    a = (hi - mean) * inv
+    b = (lo - mean) * inv
+    return jax.nn.log_sigmoid(a) + jax.nn.log_sigmoid(-b) + _log1mexp((hi - lo) * inv)
+
+
+def fine_values(coarse):
+    """The 256 fine classes' values given coarse classes: int [...] -> [..., 256]."""
+    return (coarse[..., None] * NUM_CLASSES + FINE_OFFSETS) * _STEP - 1.0
+
+
+def prior_logits(kind, part, prediction, log_scale, coarse=None):
+    """The prior's log-weights of the 256 classes of one byte.
+
+    Args:
+      kind: "logistic" (bin masses) or "gaussian" (the legacy density at each
+        class's value, -(v - p)^2 / 2 sigma^2).
+      part: 0 for the coarse byte, 1 for the fine byte.
+      prediction: [..., 1] the linear prediction in [-1, 1] units.
+      log_scale: [..., 1] the cell's raw log scale (clamped here).
+      coarse: int [...] the coarse classes (part 1 only).
+
+    Returns:
+      float32 [..., 256].
+    """
+    prediction = prediction.astype(jnp.float32)
+    log_scale = log_scale.astype(jnp.float32)
+    if kind == "gaussian":
+        log_sigma = jnp.clip(log_scale, *_GAUSSIAN_LOG_SIGMA_RANGE)
+        values = COARSE_CENTRES if part == 0 else fine_values(coarse)
+        z = (values - prediction) * jnp.exp(-log_sigma)
+        return -0.5 * z * z
+    log_scale = soft_clamp(log_scale, *LOG_SCALE_RANGE)
+    if part == 0:
+        return logistic_log_mass(_COARSE_LO, _COARSE_HI, prediction, log_scale)
+    values = fine_values(coarse)
+    lo = jnp.where(values <= -1.0, -_FAR, values - 0.5 * _STEP)
+    hi = jnp.where(values >= 1.0 - 1.5 * _STEP, _FAR, values + 0.5 * _STEP)
+    return logistic_log_mass(lo, hi, prediction, log_scale)
+
+
+def log_prob(coarse_logits, fine_logits, coarse, fine, tail_mass=0.0):
+    """Log-probabilities of samples, split into the coarse byte and the fine
+    byte given the coarse one: log P(c) + log P(f | c) = log P(c, f).
+
+    Args:
+      coarse_logits: [..., 256] the coarse logits (prior included).
+      fine_logits: [..., 256] the fine logits given the sample's coarse class.
+      coarse, fine: int [...] the classes.
+      tail_mass: eps of the uniform tail (static float; 0: none).
+
+    Returns:
+      (log P(c) [...], log P(f | c) [...]) float32 nats.
+    """
+    log_c = _log_softmax_at(coarse_logits, coarse)
+    log_f = _log_softmax_at(fine_logits, fine)
+    if not tail_mass:
+        return log_c, log_f
+    keep = math.log1p(-tail_mass)
+    log_tail = math.log(tail_mass)
+    joint = jnp.logaddexp(keep + log_c + log_f, log_tail - 16.0 * math.log(2.0))
+    marginal = jnp.logaddexp(keep + log_c, log_tail - 8.0 * math.log(2.0))
+    return marginal, joint - marginal
+
+
+def _log_softmax_at(logits, classes):
+    log_p = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
+    return jnp.take_along_axis(log_p, classes[..., None], axis=-1)[..., 0]
+
+
+@flax.struct.dataclass
+class Shaping:
+    """How the model's softmaxes are reshaped before a class is drawn.
+
+    The fine softmax is divided by `temperature`, the coarse one by
+    `coarse_temperature`; then, as in LPCNet, `floor` is subtracted from every
+    probability, the negative ones are set to zero and the rest renormalised,
+    so that the long tail of unlikely classes (where a free-running model's
+    noise comes from) is never drawn. The floor is below 1/256 (see
+    `check_shaping`), so the most likely class always survives. The uniform
+    tail of `log_prob` is never drawn.
+    """
+
+    temperature: jax.Array
+    coarse_temperature: jax.Array
+    floor: jax.Array
+
+    @classmethod
+    def make(cls, temperature=1.0, coarse_temperature=None, floor=0.0):
+        """None for `coarse_temperature` means the same as `temperature`."""
+        if coarse_temperature is None:
+            coarse_temperature = temperature
+        as_array = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+        return cls(as_array(temperature), as_array(coarse_temperature), as_array(floor))
+
+    def probs(self, logits, part):
+        """Reshaped probabilities [r, 256] of logits [r, 256]; part 0 is coarse."""
+        temperature = jnp.where(part == 0, self.coarse_temperature, self.temperature)
+        probs = jax.nn.softmax(logits.astype(jnp.float32) / temperature, axis=-1)
+        return jnp.maximum(probs - self.floor, 0.0)
+
+    def draw(self, logits, part, u):
+        """One class per row: logits [r, 256], uniforms [r] -> int32 [r]."""
+        return draw_inverse_cdf(self.probs(logits, part), u)
+
+
+def draw_inverse_cdf(probs, u):
+    """Class whose CDF first exceeds u: [r, 256] probabilities (unnormalised is
+    fine), [r] uniforms in [0, 1) -> [r] int32.
+
+    A class of probability zero is never drawn, also at u = 0 (where the first
+    class of positive probability is) and when rounding puts u times the total
+    at the total (the last class of positive probability).
+    """
+    cdf = jnp.cumsum(probs, axis=-1)
+    below = jnp.sum(cdf <= u[:, None] * cdf[:, -1:], axis=-1)
+    positive = probs > 0
+    last = probs.shape[-1] - 1 - jnp.argmax(positive[:, ::-1], axis=-1)
+    return jnp.minimum(below, last).astype(jnp.int32)
+
+
+def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
+    """Raises SubscaleError naming the bad shaping value (see `Shaping`).
+
+    Args:
+      temperature: the fine (and default coarse) softmax temperature.
+      coarse_temperature: the coarse softmax temperature; None for
+        `temperature` (the config's 0 is passed as None).
+      floor: the probability floor, `prob_floor`.
+      prefix: put before each name in the message: "" for the arguments of
+        `sample_fn` and the API, "sampling." for the config fields.
+    """
+    if temperature <= 0:
+        raise errors.SubscaleError(f"{prefix}temperature={temperature}: must be > 0")
+    if coarse_temperature is not None and coarse_temperature <= 0:
+        raise errors.SubscaleError(
+            f"{prefix}coarse_temperature={coarse_temperature}: must be > 0"
+        )
+    if not 0.0 <= floor < 1.0 / NUM_CLASSES:
+        raise errors.SubscaleError(
+            f"{prefix}prob_floor={floor}: must be in [0, 1/{NUM_CLASSES}) so "
+            "that a uniform softmax keeps its classes"
+        )
+
+
+def check_tail_mass(tail_mass, name="model.tail_mass"):
+    """Raises SubscaleError unless 0 <= tail_mass < 1."""
+    if not 0.0 <= tail_mass < 1.0:
+        raise errors.SubscaleError(f"{name}={tail_mass}: must be in [0, 1)")
+
+
+def bound_bits(tail_mass):
+    """The most any sample can cost under `log_prob` with this tail, in bits
+    (inf without a tail)."""
+    return 16.0 + math.log2(1.0 / tail_mass) if tail_mass else math.inf
