@@ -44,7 +44,7 @@ def get_config():
     model.fine_input_scale = 1.0  # weight of the fine byte in the model's inputs
     model.lp_order = 0  # K: linear prediction from the mel fed to the cell (0 = off)
     model.lp_prior = False  # centre both softmaxes on the prediction (needs K > 0)
-    model.prior = "logistic"  # the prior's shape: "logistic" bin masses ("gaussian": old)
+    model.prior = "logistic"  # prior shape: logistic bin masses ("gaussian": old)
     model.tail_mass = 2.0**-8  # uniform share of P(x): no sample costs over 24 bits
     model.dtype = "float32"  # compute dtype: float32, bfloat16, float16 (CPU: float32)
     model.param_dtype = "float32"  # parameter dtype

@@ -301,8 +301,9 @@ def evaluate(config, workdir, params=None, step=None, write=True):
     `write`): `step`,
     `eval_bits` (NLL in bits per sample on every eval crop), `eval_nats`,
     `samples`, `data`, `worst_bits` (the costliest sample) and `over16_share`
-    (the share of samples costing over 16 bits), the NLL parts (`coarse_bits`, `fine_bits`, `row0_bits`
-    and `rows_bits` for B > 1, `edge_bits`, `middle_bits`), `mel_gain_bits`
+    (the share of samples costing over 16 bits), the NLL parts
+    (`coarse_bits`, `fine_bits`, `row0_bits` and `rows_bits` for B > 1,
+    `edge_bits`, `middle_bits`), `mel_gain_bits`
     (NLL with another crop's mel minus NLL with its own) and
     `other_mel_worst_bits`, `clips` and `clip_seconds`, and the free-running
     means over the clips (`log_mel_db`, `bias_low_db`, `bias_mid_db`,
