@@ -9,6 +9,7 @@ one is never listed by `latest_step()`.
 
 import json
 import os
+import re
 
 import jax
 import ml_collections
@@ -135,9 +136,21 @@ def _unwritable(mngr, error):
         else "there is no complete checkpoint yet"
     )
     return errors.SubscaleError(
-        f"{mngr.directory}: cannot write a checkpoint ({type(error).__name__}: "
-        f"{_one_line(error)}); {kept} once the disk has space again"
+        f"{mngr.directory}: cannot write a checkpoint ({_write_failure(error)}); "
+        f"{kept} once the disk has space again"
     )
+
+
+def _write_failure(error):
+    """What failed where, from an OSError or TensorStore's long message."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename or '?'}"
+    text = str(error)
+    code = re.search(r"os_error_code='?(\d+)", text)
+    path = re.search(r'"(/[^"]+)"', text)
+    if code and path:
+        return f"{os.strerror(int(code.group(1)))}: {path.group(1)}"
+    return f"{type(error).__name__}: {_one_line(error, 300)}"
 
 
 def write_config(workdir, config):
