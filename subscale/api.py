@@ -101,8 +101,8 @@ class Vocoder:
         if bad.size:
             frame, band = bad[0]
             raise errors.SubscaleError(
-                f"{name}: {mel[frame, band]} at frame {frame}, band {band} "
-                f"({len(bad)} values are NaN or inf)"
+                f"{name}: contains NaN or inf ({len(bad)} values; the first, "
+                f"{mel[frame, band]}, at frame {frame}, band {band})"
             )
         low, high = audio.LOG_MEL_LIMITS
         if mel.min() < low or mel.max() > high:
