@@ -85,6 +85,7 @@ def command_line(name, argv=None):
 
 
 write_text = files.write_text
+atomic_write = files.atomic_write
 
 
 def write_jsonl(path, records):

@@ -211,7 +211,7 @@ def curve_plot(points, path):
         ax.set_title(title)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    common.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
 
 
 def score(name, clip_count, clip_seconds):

@@ -297,7 +297,7 @@ def plot(records, options, path):
         ax.set_title(title, fontsize=9)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    common.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110))
 
 
 def run(options, command=""):

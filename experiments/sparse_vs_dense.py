@@ -205,7 +205,7 @@ def plot(records, path):
     ax.set_title("Large sparse vs small dense, equal non-zeros")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    common.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120))
 
 
 def run_experiment(base_config, options, command=""):

@@ -86,15 +86,32 @@ class Vocoder:
         return audio.mel(x, self.mel_config)
 
     def _check_mel(self, mel, name="mel"):
-        mel = np.asarray(mel, np.float32)
+        """`mel` as float32 [frames, n_mels], or a one-line error naming `name`."""
+        try:
+            mel = np.asarray(mel, np.float32)
+        except (TypeError, ValueError) as e:
+            raise errors.SubscaleError(f"{name}: not an array of numbers ({e})") from e
         n_mels = self.model_config.n_mels
         if mel.ndim != 2 or mel.shape[1] != n_mels or mel.shape[0] < 1:
             raise errors.SubscaleError(
                 f"{name}: shape {mel.shape}, expected [frames >= 1, {n_mels}] "
                 f"(data.n_mels={n_mels} of this model)"
             )
-        if not np.all(np.isfinite(mel)):
-            raise errors.SubscaleError(f"{name}: contains NaN or inf")
+        bad = np.argwhere(~np.isfinite(mel))
+        if bad.size:
+            frame, band = bad[0]
+            raise errors.SubscaleError(
+                f"{name}: contains NaN or inf ({len(bad)} values; the first, "
+                f"{mel[frame, band]}, at frame {frame}, band {band})"
+            )
+        low, high = audio.LOG_MEL_LIMITS
+        if mel.min() < low or mel.max() > high:
+            raise errors.SubscaleError(
+                f"{name}: values from {mel.min():.1f} to {mel.max():.1f}, outside "
+                f"[{low:.1f}, {high:.1f}]: expected natural-log mel magnitudes as "
+                f"`features` makes them (silence is {audio.LOG_MEL_FLOOR:.1f}), "
+                "not dB, power or another front end's scale"
+            )
         return mel
 
     def _shaping(self, temperature, coarse_temperature, prob_floor):
@@ -134,6 +151,8 @@ class Vocoder:
         shaping = self._shaping(temperature, coarse_temperature, prob_floor)
         key = jax.random.PRNGKey(seed)
         if isinstance(mel, (list, tuple)):
+            if not mel:
+                raise errors.SubscaleError("mel: an empty list, nothing to generate")
             mels = [self._check_mel(m, f"mel[{n}]") for n, m in enumerate(mel)]
             lengths = np.array([m.shape[0] for m in mels], np.int32)
             batch = np.zeros((len(mels), lengths.max(), mels[0].shape[1]), np.float32)

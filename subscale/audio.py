@@ -28,6 +28,10 @@ from subscale import files
 # Log-mel of silence: the floor of log(max(m, 1e-5)), used to pad mel frames.
 MEL_MAGNITUDE_FLOOR = 1e-5
 LOG_MEL_FLOOR = math.log(MEL_MAGNITUDE_FLOOR)
+# The values a log-mel of another scale is told apart by: `mel` of audio in
+# [-1, 1] lies in [LOG_MEL_FLOOR, about 2.5], so a mel far outside is in dB,
+# of power, or from another front end (with room for a model's own predictions).
+LOG_MEL_LIMITS = (LOG_MEL_FLOOR - 3.0, 8.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,10 +9,13 @@ one is never listed by `latest_step()`.
 
 import json
 import os
+import re
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from absl import logging
+from jax.experimental import multihost_utils
 
 from subscale import errors
 from subscale import files
@@ -20,6 +23,8 @@ from subscale import models
 from subscale import sparsity
 
 CONFIG_FILE = "config.json"
+# Where training moves checkpoints that did not restore (`set_aside`).
+DAMAGED_DIR = "damaged_checkpoints"
 # Model fields that fix the parameter shapes: a checkpoint restores only into a
 # config that agrees on all of them.
 SHAPE_FIELDS = (
@@ -91,22 +96,77 @@ def manager(workdir, config, *, read_only=False):
 
 
 def save(mngr, step, state, config, *, force=False):
-    """Saves `state` at `step` (if due, or `force`); returns whether it saved."""
-    return mngr.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.PyTreeSave(state),
-            config=ocp.args.JsonSave(config.to_dict()),
-        ),
-        force=force,
+    """Saves `state` at `step` (if due, or `force`); returns whether it saved.
+
+    The save finishes in the background; `close` waits for it.
+
+    Raises:
+      SubscaleError: naming the checkpoint folder, when this save or the one
+        before it could not be written (a full disk); the checkpoints already
+        complete stay intact.
+    """
+    try:
+        return mngr.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.PyTreeSave(state),
+                config=ocp.args.JsonSave(config.to_dict()),
+            ),
+            force=force,
+        )
+    except (OSError, ValueError) as e:
+        raise _unwritable(mngr, e) from e
+
+
+def close(mngr):
+    """Waits for the save in flight to complete, then closes `mngr`.
+
+    Raises:
+      SubscaleError: as `save`.
+    """
+    try:
+        mngr.close()
+    except (OSError, ValueError) as e:
+        raise _unwritable(mngr, e) from e
+
+
+def _unwritable(mngr, error):
+    if isinstance(error, errors.SubscaleError):
+        return error
+    # Orbax renames a checkpoint's folder to its step only once it is complete.
+    complete = [int(name) for name in os.listdir(mngr.directory) if name.isdigit()]
+    kept = (
+        f"the newest complete one, step {max(complete)}, is intact and a new run "
+        "resumes from it"
+        if complete
+        else "there is no complete checkpoint yet"
     )
+    return errors.SubscaleError(
+        f"{mngr.directory}: cannot write a checkpoint ({_write_failure(error)}); "
+        f"{kept} once the disk has space again"
+    )
+
+
+def _write_failure(error):
+    """What failed where, from an OSError or TensorStore's long message."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename or '?'}"
+    text = str(error)
+    code = re.search(r"os_error_code='?(\d+)", text)
+    path = re.search(r'"(/[^"]+)"', text)
+    if code and path:
+        return f"{os.strerror(int(code.group(1)))}: {path.group(1)}"
+    return f"{type(error).__name__}: {_one_line(error, 300)}"
 
 
 def write_config(workdir, config):
     """Writes `workdir/config.json` atomically."""
-    text = json.dumps(config.to_dict(), indent=2, default=list)
-    path = os.path.join(workdir, CONFIG_FILE)
-    files.write_text(path, text)
+    files.write_text(os.path.join(workdir, CONFIG_FILE), config_text(config))
+
+
+def config_text(config):
+    """The JSON text of `config` that `write_config` writes."""
+    return json.dumps(config.to_dict(), indent=2, default=list)
 
 
 def load_config(workdir):
@@ -155,18 +215,48 @@ def restore(mngr, abstract_state, step=None):
     when it holds more: the parameters alone for inference, or a state written
     while `TrainState` still had fields it has since lost.
 
+    Without `step`, a newest checkpoint that does not restore (cut short,
+    corrupted) gives way to the one before it, with a warning naming both.
+
     Args:
       mngr: from `manager`.
       abstract_state: pytree of jax.ShapeDtypeStruct (with shardings): the
         whole train state, or a dict of some of its top-level fields.
-      step: which checkpoint; None for the newest complete one.
+      step: which checkpoint; None for the newest one that restores.
 
     Returns:
       (state, step), or (None, None) when there is no checkpoint.
+
+    Raises:
+      SubscaleError: `step` does not restore, or (without `step`) there are
+        checkpoints and none of them restores.
     """
-    step = mngr.latest_step() if step is None else step
-    if step is None:
-        return None, None
+    if step is not None:
+        return _restore_step(mngr, abstract_state, step), step
+    failures = []
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            state = _restore_step(mngr, abstract_state, step)
+        except errors.SubscaleError as e:
+            failures.append(str(e))
+            continue
+        if failures:
+            logging.warning(
+                "%s; restored the one before it instead: %s.",
+                "; ".join(failures),
+                mngr.directory / str(step),
+            )
+        return state, step
+    if failures:
+        raise errors.SubscaleError(
+            f"{mngr.directory.parent}: none of its {len(failures)} checkpoints "
+            f"restores, so the run cannot resume (newest: {failures[0]}); move "
+            f"{mngr.directory} away to start afresh"
+        )
+    return None, None
+
+
+def _restore_step(mngr, abstract_state, step):
     restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_state)
     try:
         restored = mngr.restore(
@@ -177,11 +267,10 @@ def restore(mngr, abstract_state, step=None):
                 )
             ),
         ).state
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except Exception as e:  # noqa: BLE001 - TensorStore raises plain Exception too
         # Orbax lists only checkpoints whose save completed, so this one was
         # damaged since, or holds another model; orbax's message spans lines.
-        reason = " ".join(str(e).split())[:200]
-        raise _unrestorable(mngr, step, f"{type(e).__name__}: {reason}") from e
+        raise _unrestorable(mngr, step, f"{type(e).__name__}: {_one_line(e)}") from e
     # A partial restore hands back the requested fields the checkpoint lacks
     # as they were requested, abstract.
     missing = [
@@ -191,15 +280,41 @@ def restore(mngr, abstract_state, step=None):
     ]
     if missing:
         raise _unrestorable(mngr, step, f"it lacks {', '.join(missing[:3])}")
-    return restored, step
+    return restored
+
+
+def _one_line(error, limit=200):
+    return " ".join(str(error).split())[:limit]
 
 
 def _unrestorable(mngr, step, reason):
     return errors.SubscaleError(
         f"{mngr.directory / str(step)}: cannot restore this checkpoint, "
-        f"damaged or of another config ({reason}); move it away to use an "
-        "earlier one"
+        f"damaged or of another config ({reason})"
     )
+
+
+def set_aside(mngr, workdir, after):
+    """Moves the checkpoints newer than step `after` (ones that did not
+    restore) to `workdir/damaged_checkpoints/`, out of the resumed run's way:
+    it saves those steps again. Returns the folders they went to."""
+    moved = []
+    for step in mngr.all_steps():
+        if step <= after:
+            continue
+        source = mngr.directory / str(step)
+        dest = os.path.join(workdir, DAMAGED_DIR, str(step))
+        while os.path.exists(dest):
+            dest += "+"
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if jax.process_index() == 0:
+            os.replace(source, dest)
+            logging.warning("Moved the damaged checkpoint %s to %s.", source, dest)
+        moved.append(dest)
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices("checkpointing.set_aside")
+    mngr.reload()
+    return moved
 
 
 def abstract(tree, sharding):

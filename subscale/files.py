@@ -17,28 +17,57 @@ def atomic_write(path, write):
     Raises:
       SubscaleError: naming `path`, on any OSError.
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    suffix = os.path.splitext(path)[1]
+    atomic_write_all({path: write})
+
+
+def atomic_write_all(writes):
+    """Writes several files; a failure leaves every one of them as it was.
+
+    Each file is written to a temporary file beside it, and only once all are
+    written are they moved into place (a rename needs no space), so a full
+    disk cannot leave a mix of old and new files, such as a model's new
+    parameters beside its old config.
+
+    Args:
+      writes: {destination path: function of a temporary path that writes the
+        content there}; missing parent folders are created.
+
+    Raises:
+      SubscaleError: naming the path, on any OSError.
+    """
+    temporary = {}
+    path = None
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=".tmp-", dir=folder)
-        os.close(fd)
-        try:
+        for path, write in writes.items():
+            folder = os.path.dirname(os.path.abspath(path))
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                suffix=os.path.splitext(path)[1], prefix=".tmp-", dir=folder
+            )
+            os.close(fd)
+            temporary[path] = tmp
             write(tmp)
             os.chmod(tmp, 0o644)
+        for path, tmp in temporary.items():
             os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     except OSError as e:
         raise errors.SubscaleError(f"{path}: cannot write ({e.strerror or e})") from e
+    finally:
+        for tmp in temporary.values():
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
-def write_text(path, text):
-    """Writes a text file atomically (readers see the old or the new file)."""
+def text_writer(text):
+    """A `write` function for `atomic_write` that writes `text`."""
 
     def write(tmp):
         with open(tmp, "w") as f:
             f.write(text)
 
-    atomic_write(path, write)
+    return write
+
+
+def write_text(path, text):
+    """Writes a text file atomically (readers see the old or the new file)."""
+    atomic_write(path, text_writer(text))

@@ -40,7 +40,9 @@ from subscale import models
 from subscale import plots
 from subscale import pretrained
 from subscale import sharding
+from subscale import signals
 from subscale import sparsity
+from subscale import workdir_lock
 
 LN2 = math.log(2.0)
 
@@ -367,13 +369,29 @@ def train_and_evaluate(config, workdir):
     """Trains (resuming from the latest checkpoint) and evaluates on dev.
 
     A run with no checkpoint starts from scratch, or, with `train.init_from`,
-    from an exported model's parameters and step (`_warm_start`).
+    from an exported model's parameters and step (`_warm_start`). A newest
+    checkpoint that does not restore gives way to the one before it (and moves
+    to `damaged_checkpoints/`); checkpoints of which none restores stop the run.
+
+    The run holds the workdir's lock (`workdir_lock`): a second run on the same
+    workdir is refused. SIGTERM or SIGINT stops it after the current step with a
+    checkpoint of that step (`signals`); it then returns normally, with
+    `stopped_by` (the signal's name) in the metrics dict.
 
     Returns:
       The final metrics dict (step, dev_bits, ...).
     """
     config_validation.validate(config, num_devices=jax.device_count())
     _make_workdir(workdir)
+    lock = workdir_lock.acquire(workdir) if _is_writer() else None
+    try:
+        return _train_and_evaluate(config, workdir)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train_and_evaluate(config, workdir):
     mngr = checkpointing.manager(workdir, config)
     fresh = mngr.latest_step() is None
     if not fresh:
@@ -397,6 +415,8 @@ def train_and_evaluate(config, workdir):
         config.data.sample_rate,
     )
     state, step = checkpointing.restore(mngr, trainer.abstract_state())
+    if state is not None and step < mngr.latest_step():
+        checkpointing.set_aside(mngr, workdir, step)
     if state is None and warm_params is not None:
         state, step = trainer.warm_state(warm_params, start_step), start_step
         logging.info("Starting from %s (step %d) in %s.", t.init_from, step, workdir)
@@ -419,6 +439,8 @@ def train_and_evaluate(config, workdir):
         total=t.num_steps, initial=step, unit="step", dynamic_ncols=True, disable=None
     )
     tick = time.perf_counter()
+    # Multi-process runs stop together at a preemption that orbax detects.
+    stop = signals.StopRequest(install=jax.process_count() == 1)
     # An error (a non-finite step, a full disk) still lets the save in flight
     # finish, so the checkpoint before it is complete.
     try:
@@ -428,8 +450,9 @@ def train_and_evaluate(config, workdir):
             pending.append(metrics)
             step += 1
             progress.update(1)
+            stopping = step < t.num_steps and _stop_requested(stop, mngr, step)
             due_log = step % t.log_every_steps == 0 or step == t.num_steps
-            due_save = mngr.should_save(step) or step == t.num_steps
+            due_save = mngr.should_save(step) or step == t.num_steps or stopping
             if due_log or due_save:
                 fetched = jax.device_get(pending)
                 if t.nonfinite == "stop":
@@ -452,6 +475,10 @@ def train_and_evaluate(config, workdir):
                 _append_jsonl(metrics_path, last)
                 progress.set_postfix(bits=f"{last['loss_bits']:.3f}")
                 logging.info("step %d: %.4f bits/sample", step, last["loss_bits"])
+            if stopping:  # the evaluation due now, if any, is skipped
+                checkpointing.save(mngr, step, state, config, force=True)
+                last["stopped_by"] = stopping
+                break
             if step % t.eval_every_steps == 0 or step == t.num_steps:
                 record = _periodic_evaluation(trainer, state.params, dev, dev_clips)
                 last.update(step=step, dev_samples=record.pop("dev_samples"))
@@ -464,8 +491,26 @@ def train_and_evaluate(config, workdir):
                 checkpointing.save(mngr, step, state, config, force=step == t.num_steps)
     finally:
         progress.close()
-        mngr.close()
+        checkpointing.close(mngr)
+        stop.restore()
+    if "stopped_by" in last:
+        logging.warning(
+            "Stopped at step %d on %s, with a checkpoint of it: run the same "
+            "command again to resume in %s.",
+            step,
+            last["stopped_by"],
+            workdir,
+        )
     return last
+
+
+def _stop_requested(stop, mngr, step):
+    """The reason to stop after `step` (a signal's name, "preemption") or None."""
+    if stop.requested:
+        return stop.requested
+    if jax.process_count() > 1 and mngr.reached_preemption(step):
+        return "preemption"
+    return None
 
 
 def _periodic_evaluation(trainer, params, dev, dev_clips):

@@ -8,11 +8,14 @@ since file modes do not stop root.
 
 import builtins
 import errno
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 import soundfile
@@ -23,7 +26,9 @@ from subscale import audio
 from subscale import commands
 from subscale import errors
 from subscale import input_pipeline
+from subscale import pretrained
 from subscale import train
+from subscale import workdir_lock
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(
@@ -244,6 +249,32 @@ def test_wrong_mel_shape_and_n_mels(trained):
         vocoder.log_prob(np.zeros(500, np.int16), np.zeros((4, 80), np.float32))
 
 
+def test_damaged_and_mismatched_mels_name_the_input(trained):
+    vocoder = subscale.load(trained[1])
+    good = np.full((4, 80), -4.0, np.float32)
+    nan = good.copy()
+    nan[2, 7] = np.nan
+    cases = [
+        ([good, nan], "mel[1]: contains NaN or inf (1 values; the first, nan, at "),
+        ([good, good[:0]], "mel[1]: shape (0, 80), expected [frames >= 1, 80]"),
+        (good[:, :64], "mel: shape (4, 64), expected [frames >= 1, 80]"),
+        ([], "mel: an empty list, nothing to generate"),
+        ([["a", "b"]], "mel[0]: not an array of numbers"),
+        # A mel in dB (20 log10) instead of natural-log magnitudes.
+        (good * 20 / np.log(10), "mel: values from -34.7 to -34.7, outside"),
+        # Of power: silence at twice the floor.
+        (np.full((4, 80), 2 * audio.LOG_MEL_FLOOR), "not dB, power"),
+    ]
+    for mel, message in cases:
+        with pytest.raises(errors.SubscaleError) as raised:
+            vocoder.generate(mel)
+        assert message in str(raised.value)
+        assert "\n" not in str(raised.value)
+    for method in (vocoder.generate_stream, vocoder.generate):
+        with pytest.raises(errors.SubscaleError, match="inf, at frame 2, band 7"):
+            method(np.where(np.isnan(nan), np.inf, nan))
+
+
 def test_sample_rate_mismatch_is_resampled_and_stereo_is_mixed(trained, tmp_path):
     vocoder = subscale.load(trained[1])
     stereo = np.random.default_rng(0).uniform(-0.1, 0.1, (22_050, 2))
@@ -329,15 +360,133 @@ def test_checkpoint_from_incompatible_config(capsys, trained):
     assert _snapshot(workdir) == before
 
 
-def test_damaged_checkpoint(capsys, trained, tmp_path):
+def _truncate(folder):
+    """Cuts every file of `folder` to half its length."""
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            os.truncate(path, os.path.getsize(path) // 2)
+
+
+def _corrupt(folder):
+    """Flips 64 bytes in the middle of each of the state's data files."""
+    data = os.path.join(folder, "state", "d")
+    for name in os.listdir(data):
+        path = os.path.join(data, name)
+        with open(path, "r+b") as f:
+            f.seek(os.path.getsize(path) // 2)
+            chunk = f.read(64)
+            f.seek(-len(chunk), os.SEEK_CUR)
+            f.write(bytes(b ^ 0xFF for b in chunk))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _corrupt])
+def test_a_damaged_newest_checkpoint_gives_way_to_the_one_before(
+    capsys, caplog, trained, tmp_path, damage
+):
     workdir = str(tmp_path / "w")
     shutil.copytree(trained[1], workdir)
-    latest = os.path.join(workdir, "checkpoints", "2")
-    shutil.rmtree(os.path.join(latest, "state", "d"))
+    checkpoints = os.path.join(workdir, "checkpoints")
+    newest, previous = os.path.join(checkpoints, "2"), os.path.join(checkpoints, "1")
+    damage(newest)
+    damaged = _snapshot(newest)
+    params = subscale.load(workdir).params
+    assert f"{newest}: cannot restore this checkpoint" in caplog.text
+    assert f"restored the one before it instead: {previous}" in caplog.text
+    without = str(tmp_path / "without")
+    shutil.copytree(trained[1], without)
+    shutil.rmtree(os.path.join(without, "checkpoints", "2"))
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal, params, subscale.load(without).params
+    )
+
+    # Training resumes from step 1 and moves the damaged one out of its way.
+    more = tiny.get_config()
+    more.train.num_steps = 3
+    assert commands.run("train", more, workdir) == 0, capsys.readouterr().err
+    assert sorted(os.listdir(checkpoints)) == ["1", "2", "3"]
+    aside = os.path.join(workdir, "damaged_checkpoints", "2")
+    assert _snapshot(aside) == {
+        path.replace(newest, aside): data for path, data in damaged.items()
+    }
+    assert subscale.load(workdir).params.keys() == params.keys()
+
+
+def test_checkpoints_of_which_none_restores_stop_the_run(capsys, trained, tmp_path):
+    config, _ = trained
+    workdir = str(tmp_path / "w")
+    shutil.copytree(trained[1], workdir)
+    for step in ("1", "2"):
+        _truncate(os.path.join(workdir, "checkpoints", step))
     before = _snapshot(workdir)
-    err = _fails(capsys, "evaluate", trained[0], workdir, latest)
-    assert "cannot restore" in err
+    for mode in ("train", "evaluate"):
+        err = _fails(capsys, mode, config, workdir, f"error: {workdir}: none of its")
+        assert "2 checkpoints restores" in err
+        assert f"{workdir}/checkpoints/2: cannot restore" in err
+    with pytest.raises(errors.SubscaleError, match="none of its 2 checkpoints"):
+        subscale.load(workdir)
     assert _snapshot(workdir) == before
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(capsys, caplog, trained, tmp_path):
+    workdir = str(tmp_path / "w")
+    shutil.copytree(trained[1], workdir)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(dead.stdout)
+    lock = os.path.join(workdir, workdir_lock.LOCK_FILE)
+    with open(lock, "w") as f:
+        json.dump(dict(pid=pid, host=socket.gethostname()), f)
+    more = tiny.get_config()
+    more.train.num_steps = 3
+    assert commands.run("train", more, workdir) == 0, capsys.readouterr().err
+    assert (
+        f"{workdir}: taking over the lock of process {pid} on "
+        f"{socket.gethostname()}, which has stopped" in caplog.text
+    )
+    with open(lock) as f:
+        assert f.read() == ""  # released
+
+
+def test_reading_a_workdir_in_training_needs_no_lock(capsys, trained, tmp_path):
+    config, workdir = trained
+    with workdir_lock.acquire(workdir):
+        # Another training is refused, naming this process...
+        _fails(capsys, "train", config, workdir, workdir, f"process {os.getpid()}")
+        # ...but reading the workdir is not.
+        assert subscale.load(workdir).params
+        out = str(tmp_path / "out")
+        assert commands.run("vocode", None, workdir, input_path=CLIP, output=out) == 0
+    assert commands.run("evaluate", config, workdir) == 0
+
+
+def test_a_failed_export_leaves_the_model_folder_as_it_was(
+    trained, tmp_path, monkeypatch
+):
+    dest = tmp_path / "model"
+    dest.mkdir()
+    old = {name: f"old {name}" for name in ("params.npz", "config.json", "info.json")}
+    for name, text in old.items():
+        (dest / name).write_text(text)
+    real_open = builtins.open
+
+    def full(path, mode="r", *args, **kwargs):
+        if str(path).startswith(str(dest)) and str(path).endswith(".json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full)
+    with pytest.raises(errors.SubscaleError, match="No space left on device"):
+        pretrained.export(trained[1], str(dest))
+    monkeypatch.undo()
+    assert {p.name: p.read_text() for p in dest.iterdir()} == old
+    pretrained.export(trained[1], str(dest))
+    assert sorted(p.name for p in dest.iterdir()) == sorted(old)
+    assert subscale.load(str(dest)).params
 
 
 def test_corrupt_config_json(capsys, trained, tmp_path):

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import soundfile
 import subscale
 from configs import tiny
 from subscale import checkpointing
+from subscale import errors
 from subscale import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -425,3 +427,161 @@ def test_two_processes_match_one(tmp_path, corpus):
     assert step_a == step_b == 4
     for a, b in zip(state_a, state_b, strict=True):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+
+
+def _wait_for(condition, proc, timeout=120):
+    started = time.time()
+    while not condition():
+        assert proc.poll() is None, "the run ended before the test could act"
+        assert time.time() - started < timeout, "timed out"
+        time.sleep(0.002)
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory, corpus, env):
+    """A run stopped by SIGTERM mid-way, and what a second run meanwhile met.
+
+    Returns:
+      dict(workdir, pid, code, log, checkpoints, refusal): the stopped run's
+      workdir, process id, exit code, stderr and checkpoint steps; the error
+      of a second training started on its workdir while it ran.
+    """
+    root = tmp_path_factory.mktemp("stopped")
+    workdir = str(root / "workdir")
+    log = root / "stderr.log"
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(
+            _train_args(workdir, corpus),
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        _wait_for(lambda: _logged_step(workdir) >= 1, proc)
+        # In this process, so that it meets the run still training.
+        config = tiny.get_config()
+        config.data.train_dir = corpus
+        with pytest.raises(errors.SubscaleError) as refusal:
+            train.train_and_evaluate(config, workdir)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    return dict(
+        workdir=workdir,
+        pid=proc.pid,
+        code=code,
+        log=log.read_text(),
+        checkpoints=sorted(_complete_checkpoints(workdir)),
+        refusal=str(refusal.value),
+    )
+
+
+def test_a_second_run_on_a_workdir_in_training_is_refused(stopped):
+    assert stopped["refusal"] == (
+        f"{stopped['workdir']}: process {stopped['pid']} on "
+        f"{socket.gethostname()} is training in this workdir (lock "
+        f"{stopped['workdir']}/train.lock); wait for it to finish, stop it, or "
+        "use another --workdir"
+    )
+
+
+def test_sigterm_saves_the_current_step_and_resumes_bit_identically(
+    tmp_path, corpus, env, straight, stopped
+):
+    assert stopped["code"] == 0, stopped["log"][-2000:]
+    assert "Received SIGTERM: stopping after this step" in stopped["log"]
+    found = re.search(r"Stopped at step (\d+) on SIGTERM", stopped["log"])
+    assert found, stopped["log"][-2000:]
+    step = int(found.group(1))
+    assert 0 < step < STEPS
+    # The step it stopped at is the newest checkpoint and the last logged step.
+    assert stopped["checkpoints"][-1] == step == _logged_step(stopped["workdir"])
+    with open(os.path.join(stopped["workdir"], "train.lock")) as f:
+        assert f.read() == ""  # released
+    resumed = str(tmp_path / "resumed")
+    shutil.copytree(stopped["workdir"], resumed)
+    done = _run(_train_args(resumed, corpus), env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Resumed from step {step} " in done.stderr
+    _assert_same_run(straight[0], resumed)
+
+
+SECOND_SIGNAL = """
+import time
+from subscale import signals
+stop = signals.StopRequest()
+print("ready", flush=True)
+while True:  # a save that takes long
+    time.sleep(0.01)
+"""
+
+
+def test_a_second_signal_stops_at_once():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SECOND_SIGNAL],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        line = proc.stderr.readline()
+        assert "Received SIGINT: stopping after this step" in line
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == -signal.SIGINT
+        assert "Received SIGINT again: stopping at once" in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+# Runs the rest of its command line with writes past argv[1] bytes of a file
+# failing (EFBIG), as they would on a full disk, in every library the process
+# uses (TensorStore too).
+SMALL_FILES_ONLY = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+
+
+def test_a_failed_checkpoint_write_stops_and_a_later_run_resumes(
+    tmp_path, corpus, env, straight, stopped
+):
+    workdir = str(tmp_path / "workdir")
+    shutil.copytree(stopped["workdir"], workdir)
+    step = stopped["checkpoints"][-1]
+    before = _files(os.path.join(workdir, "checkpoints", str(step)))
+    # The checkpoints' largest files are tens of kB; logs go to a pipe.
+    args = _train_args(workdir, corpus)
+    full = _run([sys.executable, "-c", SMALL_FILES_ONLY, "16000", *args[1:]], env)
+    assert full.returncode == 1, full.stderr[-3000:]
+    # Orbax logs the failed write with its traceback; the error is one line.
+    error = full.stderr.strip().splitlines()[-1]
+    assert error.startswith(
+        f"error: {workdir}/checkpoints: cannot write a checkpoint ("
+    ), error
+    assert "File too large" in error
+    assert f"the newest complete one, step {step}, is intact" in error
+    assert max(_complete_checkpoints(workdir)) == step
+    assert _files(os.path.join(workdir, "checkpoints", str(step))) == before
+
+    done = _run(_train_args(workdir, corpus), env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"Resumed from step {step} " in done.stderr
+    _assert_same_run(straight[0], workdir)
+
+
+def _files(folder):
+    """{path under folder: bytes} of every file in it."""
+    out = {}
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(parent, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = f.read()
+    return out

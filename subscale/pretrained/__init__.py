@@ -114,7 +114,8 @@ def export(workdir, dest, info=None):
 
     Args:
       workdir: a training workdir.
-      dest: the folder to write (created; its files replaced atomically).
+      dest: the folder to write (created; its three files replaced together,
+        or not at all).
       info: extra fields for `info.json` (the step is added).
 
     Returns:
@@ -122,7 +123,6 @@ def export(workdir, dest, info=None):
     """
     config, params, _, step = checkpointing.restore_params(workdir)
     config.data.cache_dir = ""  # a machine path: not part of the model
-    os.makedirs(dest, exist_ok=True)
     flat = {
         k: np.asarray(v)
         for k, v in traverse_util.flatten_dict(params, sep=_SEP).items()
@@ -132,8 +132,17 @@ def export(workdir, dest, info=None):
         with open(tmp, "wb") as f:
             np.savez(f, **flat)
 
-    files.atomic_write(os.path.join(dest, PARAMS_FILE), write_params)
-    checkpointing.write_config(dest, config)
     info = dict(info or {}, step=int(step))
-    files.write_text(os.path.join(dest, INFO_FILE), json.dumps(info, indent=2) + "\n")
+    # All three or none: a failed export leaves the folder's model as it was.
+    files.atomic_write_all(
+        {
+            os.path.join(dest, PARAMS_FILE): write_params,
+            os.path.join(dest, CONFIG_FILE): files.text_writer(
+                checkpointing.config_text(config)
+            ),
+            os.path.join(dest, INFO_FILE): files.text_writer(
+                json.dumps(info, indent=2) + "\n"
+            ),
+        }
+    )
     return info
