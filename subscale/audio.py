@@ -101,10 +101,7 @@ def load(path, sample_rate):
     try:
         x, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError) as e:
-        message = str(e).replace("\n", " ")
-        raise errors.SubscaleError(
-            f"{path}: not a readable audio file ({message})"
-        ) from e
+        raise _unreadable(path, e) from e
     if x.shape[0] == 0:
         raise errors.SubscaleError(f"{path}: the audio has no samples")
     if not np.isfinite(x).all():
@@ -115,6 +112,23 @@ def load(path, sample_rate):
             x, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq"
         )
     return x.astype(np.float32)
+
+
+def file_info(path):
+    """soundfile's header of an audio file (samplerate, channels, frames).
+
+    Raises:
+      SubscaleError: the file is not a readable audio file.
+    """
+    try:
+        return soundfile.info(path)
+    except (soundfile.SoundFileError, RuntimeError, OSError) as e:
+        raise _unreadable(path, e) from e
+
+
+def _unreadable(path, error):
+    message = " ".join(str(error).split())
+    return errors.SubscaleError(f"{path}: not a readable audio file ({message})")
 
 
 def check_waveform(x, name):

@@ -52,6 +52,8 @@ FEATURE_FIELDS = (
 ADDED_FIELDS = {
     "data.pre_emphasis": 0.0,
     "data.crop_context": False,
+    "data.resample": True,
+    "data.skip_bad_files": False,
     "model.neighbour_rows": 0,
     "model.fine_input_scale": 1.0,
     "model.lp_order": 0,
