@@ -67,6 +67,7 @@ def get_config():
     train.eval_crops = 64  # dev crops per evaluation (0 = every crop of the split)
     train.vocode_every_steps = 50_000  # vocode one dev clip (wav + PNG); 0 = never
     train.vocode_seconds = 2.0  # length of that dev clip
+    train.tensorboard = True  # TensorBoard events in the workdir (summaries.py)
     train.nonfinite = "stop"  # non-finite loss or gradient: "stop" or "skip"
     train.input_noise = (0.0, 0.0)  # (low, high) sigma of input noise, int16 steps
     train.input_noise_start = 0  # first step with input noise

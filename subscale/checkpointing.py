@@ -62,6 +62,7 @@ ADDED_FIELDS = {
     "train.input_noise_start": 0,
     "train.carry_state": False,
     "train.init_from": "",
+    "train.tensorboard": False,
     "train.eval_clips": 0,
     "train.eval_clip_seconds": 2.0,
     "sampling.coarse_temperature": 0.0,
