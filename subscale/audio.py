@@ -268,13 +268,14 @@ def pad_mel(m, pad):
     return np.pad(m, ((pad, pad), (0, 0)), constant_values=LOG_MEL_FLOOR)
 
 
-def write_wav(path, x, sample_rate):
-    """Writes a 16-bit PCM wav file atomically.
+def write_wav(path, x, sample_rate, format="WAV"):
+    """Writes 16-bit PCM audio atomically, a wav file unless `format` says.
 
     Args:
       path: destination.
       x: float32 [t] in [-1, 1] (rounded and clipped to 16 bits) or int16 [t].
       sample_rate: Hz.
+      format: soundfile's container: "WAV", or "FLAC" (lossless, half the size).
     """
     x = np.asarray(x)
     if x.dtype != np.int16:
@@ -282,6 +283,6 @@ def write_wav(path, x, sample_rate):
     files.atomic_write(
         path,
         lambda tmp: soundfile.write(
-            tmp, x, sample_rate, subtype="PCM_16", format="WAV"
+            tmp, x, sample_rate, subtype="PCM_16", format=format
         ),
     )
