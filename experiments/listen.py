@@ -181,7 +181,9 @@ def build(systems, clip_list, mel_cfg, out, command, seed=0):
     common.write_text(
         os.path.join(out, "index.html"), page_html(record, clip_list, mel_cfg, command)
     )
-    common.write_text(os.path.join(out, "README.md"), readme(record, command))
+    common.write_text(
+        os.path.join(out, "README.md"), readme(record, out, command, seed)
+    )
     return record
 
 
@@ -248,17 +250,22 @@ def page_html(record, clip_list, mel_cfg, command):
     return "\n".join(parts)
 
 
-def readme(record, command):
+def readme(record, out, command, seed):
+    page = os.path.join(out, "index.html")
+    shot = os.path.join(out, "screenshot.png")
     lines = [
         "# Listening page",
         "",
         *common.provenance(command),
         f"- Systems: {', '.join(record['systems'])}; clips: "
-        f"{', '.join(record['clips'])}.",
-        "- Open `index.html` in a browser. `python -m experiments.browser_check "
-        "--page=experiments/results/listen/index.html` checks in a headless "
-        "Chromium that every player loads and every image renders, and "
-        "takes `screenshot.png`.",
+        f"{', '.join(record['clips'])}. The models sample with their own "
+        f"`config.sampling`, seed {seed}; Griffin-Lim runs 32 iterations.",
+        "- Open `index.html` in a browser. Means over these clips only: "
+        "other clip sets (a model's scores.md) give other means.",
+        f"- `python -m experiments.browser_check --page={page} "
+        f"--screenshot={shot}` loads the page in a headless Chromium, writes "
+        "whether every player loaded and every image rendered to "
+        "`browser_check.md`, and takes `screenshot.png`.",
         "",
     ]
     return "\n".join(lines)
