@@ -177,7 +177,7 @@ def test_zero_length_clip(capsys, tmp_path):
 def test_too_short_clips(capsys, tmp_path):
     folder = tmp_path / "data.seq_len"
     folder.mkdir()
-    soundfile.write(folder / "short.wav", np.zeros(300, np.float32), 16_000)
+    soundfile.write(folder / "short.wav", np.full(300, 0.1, np.float32), 16_000)
     _fails(
         capsys,
         "train",
