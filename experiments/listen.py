@@ -52,13 +52,7 @@ GRIFFIN_LIM = "griffin_lim"
 ORIGINAL = "original"
 AUDIO_EXTENSION = ".flac"  # lossless, half a WAV; Chromium, Firefox, Safari play it
 # (score key, column title, decimals) of the metrics row.
-COLUMNS = (
-    ("log_mel_db", "log-mel dB", 2),
-    ("loudness_corr", "loudness r", 3),
-    ("quiet_excess_db", "quiet +dB", 1),
-    ("stoi", "STOI", 3),
-    ("pesq", "PESQ", 2),
-)
+COLUMNS = compare.FREE_RUNNING_COLUMNS
 
 
 def define_flags():
