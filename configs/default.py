@@ -16,9 +16,13 @@ def get_config():
 
     config.data = data = ml_collections.ConfigDict()
     # "subscale:NAME" is NAME inside the package (`input_pipeline.resolve_corpus`).
-    data.train_dir = "subscale:demo_data"  # audio folder (recursive) or manifest.csv
+    # An audio folder (searched recursively), a manifest.csv, or an LJSpeech
+    # folder (metadata.csv + wavs/); see `input_pipeline.list_audio`.
+    data.train_dir = "subscale:demo_data"
     data.eval_dir = ""  # folder to evaluate instead of the dev split ("" = dev)
-    data.sample_rate = 16_000  # Hz; every file is resampled to this rate
+    data.sample_rate = 16_000  # Hz of the model; see data.resample for other files
+    data.resample = True  # resample files at another rate (False: refuse them)
+    data.skip_bad_files = False  # skip (and log) bad files instead of stopping
     data.n_mels = 80  # mel bands of the conditioning features
     data.hop_length = 200  # samples per mel frame (12.5 ms at 16 kHz)
     data.win_length = 800  # STFT window in samples (50 ms at 16 kHz)
@@ -65,6 +69,7 @@ def get_config():
     train.eval_crops = 64  # dev crops per evaluation (0 = every crop of the split)
     train.vocode_every_steps = 50_000  # vocode one dev clip (wav + PNG); 0 = never
     train.vocode_seconds = 2.0  # length of that dev clip
+    train.tensorboard = True  # TensorBoard events in the workdir (summaries.py)
     train.nonfinite = "stop"  # non-finite loss or gradient: "stop" or "skip"
     train.input_noise = (0.0, 0.0)  # (low, high) sigma of input noise, int16 steps
     train.input_noise_start = 0  # first step with input noise

@@ -22,7 +22,15 @@ from absl import flags
 from subscale import checkpointing
 from subscale import evaluation
 
-# (result key, column title, decimals).
+# (result key, column title, decimals) of the free-running metrics.
+FREE_RUNNING_COLUMNS = (
+    ("log_mel_db", "log-mel dB", 2),
+    ("loudness_corr", "loudness r", 3),
+    ("quiet_excess_db", "quiet +dB", 1),
+    ("stoi", "STOI", 3),
+    ("pesq", "PESQ", 2),
+)
+# (result key, column title, decimals) of the table.
 COLUMNS = (
     ("eval_bits", "NLL", 3),
     ("coarse_bits", "coarse", 3),
@@ -32,11 +40,7 @@ COLUMNS = (
     ("edge_bits", "edge", 3),
     ("middle_bits", "middle", 3),
     ("mel_gain_bits", "mel gain", 3),
-    ("log_mel_db", "log-mel dB", 2),
-    ("loudness_corr", "loudness r", 3),
-    ("quiet_excess_db", "quiet +dB", 1),
-    ("stoi", "STOI", 3),
-    ("pesq", "PESQ", 2),
+    *FREE_RUNNING_COLUMNS,
 )
 
 

@@ -105,10 +105,7 @@ def load(path, sample_rate):
     try:
         x, file_rate = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.SoundFileError, RuntimeError, OSError) as e:
-        message = str(e).replace("\n", " ")
-        raise errors.SubscaleError(
-            f"{path}: not a readable audio file ({message})"
-        ) from e
+        raise _unreadable(path, e) from e
     if x.shape[0] == 0:
         raise errors.SubscaleError(f"{path}: the audio has no samples")
     if not np.isfinite(x).all():
@@ -119,6 +116,23 @@ def load(path, sample_rate):
             x, orig_sr=file_rate, target_sr=sample_rate, res_type="soxr_hq"
         )
     return x.astype(np.float32)
+
+
+def file_info(path):
+    """soundfile's header of an audio file (samplerate, channels, frames).
+
+    Raises:
+      SubscaleError: the file is not a readable audio file.
+    """
+    try:
+        return soundfile.info(path)
+    except (soundfile.SoundFileError, RuntimeError, OSError) as e:
+        raise _unreadable(path, e) from e
+
+
+def _unreadable(path, error):
+    message = " ".join(str(error).split())
+    return errors.SubscaleError(f"{path}: not a readable audio file ({message})")
 
 
 def check_waveform(x, name):
@@ -258,13 +272,14 @@ def pad_mel(m, pad):
     return np.pad(m, ((pad, pad), (0, 0)), constant_values=LOG_MEL_FLOOR)
 
 
-def write_wav(path, x, sample_rate):
-    """Writes a 16-bit PCM wav file atomically.
+def write_wav(path, x, sample_rate, format="WAV"):
+    """Writes 16-bit PCM audio atomically, a wav file unless `format` says.
 
     Args:
       path: destination.
       x: float32 [t] in [-1, 1] (rounded and clipped to 16 bits) or int16 [t].
       sample_rate: Hz.
+      format: soundfile's container: "WAV", or "FLAC" (lossless, half the size).
     """
     x = np.asarray(x)
     if x.dtype != np.int16:
@@ -272,6 +287,6 @@ def write_wav(path, x, sample_rate):
     files.atomic_write(
         path,
         lambda tmp: soundfile.write(
-            tmp, x, sample_rate, subtype="PCM_16", format="WAV"
+            tmp, x, sample_rate, subtype="PCM_16", format=format
         ),
     )

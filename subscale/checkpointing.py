@@ -61,6 +61,8 @@ FEATURE_FIELDS = (
 ADDED_FIELDS = {
     "data.pre_emphasis": 0.0,
     "data.crop_context": False,
+    "data.resample": True,
+    "data.skip_bad_files": False,
     "model.neighbour_rows": 0,
     "model.fine_input_scale": 1.0,
     "model.lp_order": 0,
@@ -71,6 +73,7 @@ ADDED_FIELDS = {
     "train.input_noise_start": 0,
     "train.carry_state": False,
     "train.init_from": "",
+    "train.tensorboard": False,
     "train.eval_clips": 0,
     "train.eval_clip_seconds": 2.0,
     "sampling.coarse_temperature": 0.0,

@@ -3,9 +3,14 @@
 Notation: b batch, t samples, f mel frames, hop samples per frame.
 
 A corpus is a folder of audio files (searched recursively, split into train and
-dev by a hash of each file's relative path) or a `manifest.csv` with `file` and
-`split` columns. Every utterance is held as int16 samples trimmed to a multiple
-of hop and its unpadded log-mel (see `audio.mel` for the frame alignment).
+dev by a hash of each file's relative path), a `manifest.csv` with `file` and
+`split` columns, or an LJSpeech-style `metadata.csv` (`id|text|normalized`
+lines, audio in `wavs/<id>.wav`, split by the same hash). Every file must be
+mono and not silent; a file at another sample rate is resampled unless
+`data.resample` is off. A bad file is a one-line error naming it, or, with
+`data.skip_bad_files`, a warning that lists it. Every utterance is held as int16
+samples trimmed to a multiple of hop and its unpadded log-mel (see `audio.mel`
+for the frame alignment).
 
 A training crop of seq_len samples starting at frame a comes with the mel frames
 [a - mel_pad, a + seq_len // hop + mel_pad): the crop's own frames plus mel_pad
@@ -33,8 +38,17 @@ PACKAGE_PREFIX = "subscale:"
 DEMO_CORPUS = PACKAGE_PREFIX + "demo_data"
 DEMO_DIR = os.path.join(PACKAGE_DIR, "demo_data")
 MANIFEST = "manifest.csv"
+# LJSpeech's layout: `metadata.csv` lines `id|text|normalized text`, the audio
+# in `wavs/<id>.wav` beside it.
+METADATA = "metadata.csv"
+METADATA_AUDIO = "wavs"
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 SPLITS = ("train", "dev")
+# A file whose loudest sample stays below this (in int16 steps, about -60 dBFS)
+# holds no signal to learn from.
+SILENCE_PEAK = 32
+# How to skip bad files instead of stopping at the first, for the error messages.
+_SKIP_HINT = "data.skip_bad_files=True skips such files"
 # Bump when the cached arrays change meaning, so old cache files are not reused.
 _CACHE_VERSION = 1
 
@@ -109,34 +123,45 @@ def _slashed(relative):
     return os.path.normpath(relative).replace(os.sep, "/")
 
 
-def list_audio(root, dev_fraction=0.05):
+def list_audio(root, dev_fraction=0.05, skip_bad_files=False):
     """Lists the audio files of a corpus with their split.
 
     Args:
       root: a manifest CSV file, a folder holding `manifest.csv` (its rows are
         used: `file` relative to the manifest's folder, `split` train or dev),
-        or a folder searched recursively for audio files; "subscale:NAME" for
-        one inside the package (`resolve_corpus`).
+        an LJSpeech `metadata.csv` or a folder holding one and `wavs/` (every
+        `wavs/<id>.wav` it lists, split by a hash as for a folder), or a folder
+        searched recursively for audio files; "subscale:NAME" for one inside
+        the package (`resolve_corpus`).
       dev_fraction: without a manifest, the share of files put in dev, chosen
-        by a hash of the path relative to `root`.
+        by a hash of the path relative to `root` (the folder of a
+        `metadata.csv`).
+      skip_bad_files: leave out the files a manifest or metadata.csv lists but
+        the folder lacks, with a warning, instead of raising.
 
     Returns:
-      [(path, split)] in manifest order, or sorted by path for a folder.
+      [(path, split)] in manifest or metadata order, or sorted by path for a
+      folder.
 
     Raises:
       SubscaleError: naming the path, when it is missing, not a folder or
-        manifest, lists missing files, or holds no audio.
+        list file, lists missing files or malformed lines, or holds no audio.
     """
     root = resolve_corpus(root)
+    if os.path.isfile(root) and os.path.basename(root) == METADATA:
+        return _read_metadata(root, dev_fraction, skip_bad_files)
     if os.path.isfile(root) and root.endswith(".csv"):
-        return _read_manifest(root)
+        return _read_manifest(root, skip_bad_files)
     if not os.path.exists(root):
         raise errors.SubscaleError(f"{root}: no such folder")
     if not os.path.isdir(root):
         raise errors.SubscaleError(f"{root}: not a folder or a manifest .csv file")
     manifest = os.path.join(root, MANIFEST)
     if os.path.isfile(manifest):
-        return _read_manifest(manifest)
+        return _read_manifest(manifest, skip_bad_files)
+    metadata = os.path.join(root, METADATA)
+    if os.path.isfile(metadata) and os.path.isdir(os.path.join(root, METADATA_AUDIO)):
+        return _read_metadata(metadata, dev_fraction, skip_bad_files)
     found = []
     for folder, subfolders, names in os.walk(root, onerror=_unreadable_folder):
         subfolders.sort()
@@ -166,7 +191,7 @@ def _hash_split(path, root, dev_fraction):
     return "dev" if fraction < dev_fraction else "train"
 
 
-def _read_manifest(manifest):
+def _read_manifest(manifest, skip_bad_files=False):
     """[(path, split)] of the rows of a manifest CSV."""
     folder = os.path.dirname(os.path.abspath(manifest))
     try:
@@ -189,12 +214,48 @@ def _read_manifest(manifest):
         entries.append((os.path.join(folder, row["file"]), row["split"]))
     if not entries:
         raise errors.SubscaleError(f"{manifest}: the manifest lists no files")
+    return _present(manifest, entries, skip_bad_files)
+
+
+def _read_metadata(metadata, dev_fraction, skip_bad_files=False):
+    """[(path, split)] of the `id|text|normalized` lines of an LJSpeech
+    metadata.csv: `wavs/<id>.wav` beside it, split by a hash of that path."""
+    folder = os.path.dirname(os.path.abspath(metadata))
+    try:
+        with open(metadata, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise errors.SubscaleError(f"{metadata}: cannot read the metadata ({e})") from e
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        utterance_id = line.split("|", 1)[0].strip()
+        if "|" not in line or not utterance_id or "/" in utterance_id:
+            raise errors.SubscaleError(
+                f"{metadata} line {number}: expected id|text|normalized text "
+                f"(LJSpeech), got {line[:40]!r}"
+            )
+        path = os.path.join(folder, METADATA_AUDIO, utterance_id + ".wav")
+        entries.append((path, _hash_split(path, folder, dev_fraction)))
+    if not entries:
+        raise errors.SubscaleError(f"{metadata}: the metadata lists no files")
+    return _present(metadata, entries, skip_bad_files)
+
+
+def _present(listing, entries, skip_bad_files):
+    """The `entries` whose file exists; a missing one is an error, or, with
+    `skip_bad_files`, a warning."""
     missing = [path for path, _ in entries if not os.path.isfile(path)]
-    if missing:
+    if missing and not skip_bad_files:
         raise errors.SubscaleError(
-            f"{manifest}: {len(missing)} listed file(s) missing, first {missing[0]}"
+            f"{listing}: {len(missing)} listed file(s) missing, first {missing[0]} "
+            f"({_SKIP_HINT})"
         )
-    return entries
+    for path in missing:
+        logging.warning("Skipping %s: listed in %s but missing.", path, listing)
+    missing = set(missing)
+    return [(path, split) for path, split in entries if path not in missing]
 
 
 def load_corpus(
@@ -205,6 +266,8 @@ def load_corpus(
     cache_dir=None,
     splits=SPLITS,
     min_samples=0,
+    resample=True,
+    skip_bad_files=False,
 ):
     """Loads the utterances of the requested splits, with features cached.
 
@@ -218,20 +281,39 @@ def load_corpus(
       splits: which splits to return.
       min_samples: files shorter than this (after trimming to a multiple of
         hop) are skipped with a warning.
+      resample: resample files at another rate than `mel_cfg.sample_rate`
+        (said once in the log); False: such a file is a bad file.
+      skip_bad_files: skip bad files (unreadable, empty, not mono, silent, at
+        a refused rate, listed but missing), each named in a warning, instead
+        of raising at the first.
 
     Returns:
       [Utterance] in `list_audio` order.
 
     Raises:
-      SubscaleError: a file cannot be read, or the requested splits have no
-        file of at least `min_samples` samples.
+      SubscaleError: naming a bad file and what is wrong with it, or when the
+        requested splits have no file of at least `min_samples` samples.
     """
     root = resolve_corpus(root)
-    entries = [(p, s) for p, s in list_audio(root, dev_fraction) if s in splits]
+    listed = list_audio(root, dev_fraction, skip_bad_files)
+    entries = [(p, s) for p, s in listed if s in splits]
     utterances = []
     skipped = []
+    bad = []
+    resampled = {}  # file rate -> count
     for path, split in entries:
-        samples, mel = _features(path, mel_cfg, cache_dir)
+        try:
+            rate = _check_file(path, mel_cfg.sample_rate, resample)
+            samples, mel = _features(path, mel_cfg, cache_dir)
+            _check_not_silent(path, samples)
+        except errors.SubscaleError as e:
+            if not skip_bad_files:
+                raise errors.SubscaleError(f"{e} ({_SKIP_HINT})") from e
+            logging.warning("Skipping a bad file: %s", e)
+            bad.append(path)
+            continue
+        if rate != mel_cfg.sample_rate:
+            resampled[rate] = resampled.get(rate, 0) + 1
         if samples.shape[0] < min_samples:
             logging.warning(
                 "Skipping %s: %d samples, fewer than the %d needed.",
@@ -244,6 +326,15 @@ def load_corpus(
         samples.setflags(write=False)
         mel.setflags(write=False)
         utterances.append(Utterance(path, split, samples, mel))
+    if bad:
+        logging.warning(
+            "Skipped %d bad file(s) of %s (data.skip_bad_files): %s",
+            len(bad),
+            root,
+            ", ".join(bad),
+        )
+    if resampled:
+        _say_resampled(root, resampled, mel_cfg.sample_rate)
     if not utterances:
         wanted = " or ".join(splits)
         if skipped:
@@ -256,6 +347,60 @@ def load_corpus(
             f"one, else from a hash with data.dev_fraction={dev_fraction})"
         )
     return utterances
+
+
+def _check_file(path, sample_rate, resample):
+    """The sample rate of an audio file, after checking its header.
+
+    Raises:
+      SubscaleError: the file is empty, unreadable, has no samples or more
+        than one channel, or is at another rate than `sample_rate` and not
+        `resample`.
+    """
+    if os.path.getsize(path) == 0:
+        raise errors.SubscaleError(f"{path}: an empty file (0 bytes)")
+    info = audio.file_info(path)
+    if info.frames == 0:
+        raise errors.SubscaleError(f"{path}: the audio has no samples")
+    if info.channels != 1:
+        raise errors.SubscaleError(
+            f"{path}: {info.channels} channels; a training corpus must be mono "
+            "(mix it down first, e.g. sox IN OUT remix -)"
+        )
+    if info.samplerate != sample_rate and not resample:
+        raise errors.SubscaleError(
+            f"{path}: {info.samplerate} Hz, not data.sample_rate={sample_rate} "
+            "(data.resample=True resamples it)"
+        )
+    return info.samplerate
+
+
+def _check_not_silent(path, samples):
+    peak = int(np.abs(samples.astype(np.int32)).max(initial=0))
+    if peak < SILENCE_PEAK:
+        raise errors.SubscaleError(
+            f"{path}: silent (peak {peak} of 32768, below {SILENCE_PEAK})"
+        )
+
+
+# Corpora whose resampling was already announced: a run loads its corpus once
+# per split and says so once.
+_ANNOUNCED = set()
+
+
+def _say_resampled(root, resampled, sample_rate):
+    key = (root, tuple(sorted(resampled)), sample_rate)
+    if key in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(key)
+    rates = ", ".join(f"{n} at {rate} Hz" for rate, n in sorted(resampled.items()))
+    logging.info(
+        "%s: resampling files to data.sample_rate=%d Hz (%s); "
+        "data.resample=False refuses them instead.",
+        root,
+        sample_rate,
+        rates,
+    )
 
 
 def _features(path, mel_cfg, cache_dir):
@@ -553,14 +698,7 @@ def batched(d, batch_size):
 def corpus(config, workdir, splits=SPLITS):
     """The utterances of `splits` of `config.data.train_dir`, features cached
     in `data.cache_dir` (default `<workdir>/cache`)."""
-    d = config.data
-    return load_corpus(
-        d.train_dir,
-        audio.MelConfig.from_config(d),
-        dev_fraction=float(d.dev_fraction),
-        cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
-        splits=splits,
-    )
+    return _load(config, workdir, config.data.train_dir, splits)
 
 
 def eval_utterances(config, workdir):
@@ -568,13 +706,22 @@ def eval_utterances(config, workdir):
     dev split of the corpus."""
     d = config.data
     if d.eval_dir:
-        return load_corpus(
-            d.eval_dir,
-            audio.MelConfig.from_config(d),
-            dev_fraction=float(d.dev_fraction),
-            cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
-        )
+        return _load(config, workdir, d.eval_dir, SPLITS)
     return corpus(config, workdir, ("dev",))
+
+
+def _load(config, workdir, root, splits):
+    """`load_corpus` of `root` with the fields of `config.data`."""
+    d = config.data
+    return load_corpus(
+        root,
+        audio.MelConfig.from_config(d),
+        dev_fraction=float(d.dev_fraction),
+        cache_dir=d.cache_dir or os.path.join(workdir, "cache"),
+        splits=splits,
+        resample=bool(d.get("resample", True)),
+        skip_bad_files=bool(d.get("skip_bad_files", False)),
+    )
 
 
 def context_columns(config):

@@ -42,6 +42,7 @@ from subscale import pretrained
 from subscale import sharding
 from subscale import signals
 from subscale import sparsity
+from subscale import summaries
 from subscale import workdir_lock
 
 LN2 = math.log(2.0)
@@ -427,6 +428,7 @@ def _train_and_evaluate(config, workdir):
         logging.info("Resumed from step %d in %s.", step, workdir)
     metrics_path = os.path.join(workdir, "metrics.jsonl")
     _keep_metrics_until(metrics_path, step)
+    summary = summaries.Writer(workdir, config, step, enabled=_is_writer())
     logging.info(
         "Model: %d parameters; %d train files; %d dev crops.",
         models.param_count(state.params),
@@ -473,6 +475,7 @@ def _train_and_evaluate(config, workdir):
                 )
                 tick, pending = now, []
                 _append_jsonl(metrics_path, last)
+                summary.train(last)
                 progress.set_postfix(bits=f"{last['loss_bits']:.3f}")
                 logging.info("step %d: %.4f bits/sample", step, last["loss_bits"])
             if stopping:  # the evaluation due now, if any, is skipped
@@ -480,17 +483,25 @@ def _train_and_evaluate(config, workdir):
                 last["stopped_by"] = stopping
                 break
             if step % t.eval_every_steps == 0 or step == t.num_steps:
-                record = _periodic_evaluation(trainer, state.params, dev, dev_clips)
+                record, generated = _periodic_evaluation(
+                    trainer, state.params, dev, dev_clips
+                )
                 last.update(step=step, dev_samples=record.pop("dev_samples"))
                 last.update(record)
                 _append_jsonl(metrics_path, dict(step=step, **record))
+                summary.evaluation(
+                    step, record, dev_clips, generated, trainer.mel_config
+                )
                 logging.info("step %d: dev %s", step, json.dumps(record))
             if t.vocode_every_steps and step % t.vocode_every_steps == 0:
-                _vocode_dev_clip(trainer, state.params, dev_utts[0], workdir, step)
+                _vocode_dev_clip(
+                    trainer, state.params, dev_utts[0], workdir, step, summary
+                )
             if due_save:
                 checkpointing.save(mngr, step, state, config, force=step == t.num_steps)
     finally:
         progress.close()
+        summary.close()
         checkpointing.close(mngr)
         stop.restore()
     if "stopped_by" in last:
@@ -514,11 +525,12 @@ def _stop_requested(stop, mngr, step):
 
 
 def _periodic_evaluation(trainer, params, dev, dev_clips):
-    """Dev NLL (with its parts) and free-running quality on the dev clips."""
+    """Dev NLL (with its parts) and free-running quality on the dev clips;
+    returns (record, the clips as generated)."""
     nll = trainer.nll(params, dev)
     record = dict(dev_bits=nll.pop("bits"), dev_samples=nll.pop("samples"))
     record.update({f"dev_{key}": value for key, value in nll.items()})
-    scores, _ = evaluation.free_running(
+    scores, generated = evaluation.free_running(
         trainer.model_config,
         params,
         dev_clips,
@@ -526,7 +538,7 @@ def _periodic_evaluation(trainer, params, dev, dev_clips):
         trainer.config.sampling,
     )
     record.update({f"dev_{key}": value for key, value in scores.items()})
-    return record
+    return record, generated
 
 
 def _make_workdir(workdir):
@@ -542,7 +554,7 @@ def _make_workdir(workdir):
         ) from e
 
 
-def _vocode_dev_clip(trainer, params, utterance, workdir, step):
+def _vocode_dev_clip(trainer, params, utterance, workdir, step, summary):
     cfg = trainer.config
     frames = max(
         1, int(cfg.train.vocode_seconds * cfg.data.sample_rate) // cfg.data.hop_length
@@ -564,6 +576,14 @@ def _vocode_dev_clip(trainer, params, utterance, workdir, step):
     )
     plots.save_spectrogram_png(
         base + ".png",
+        original,
+        audio.to_float(np.asarray(generated)),
+        trainer.mel_config,
+    )
+    name = os.path.splitext(os.path.basename(utterance.path))[0]
+    summary.clip(
+        step,
+        f"vocoded/{name}",
         original,
         audio.to_float(np.asarray(generated)),
         trainer.mel_config,

@@ -21,6 +21,7 @@ import pytest
 import soundfile
 
 import subscale
+from configs import my_corpus
 from configs import tiny
 from subscale import audio
 from subscale import commands
@@ -29,6 +30,7 @@ from subscale import input_pipeline
 from subscale import pretrained
 from subscale import train
 from subscale import workdir_lock
+from tests import input_pipeline_test
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(
@@ -180,7 +182,7 @@ def test_zero_length_clip(capsys, tmp_path):
 def test_too_short_clips(capsys, tmp_path):
     folder = tmp_path / "data.seq_len"
     folder.mkdir()
-    soundfile.write(folder / "short.wav", np.zeros(300, np.float32), 16_000)
+    soundfile.write(folder / "short.wav", np.full(300, 0.1, np.float32), 16_000)
     _fails(
         capsys,
         "train",
@@ -204,6 +206,43 @@ def test_nan_in_an_audio_file(capsys, tmp_path):
         "nan.wav",
     )
     assert "NaN" in err
+
+
+@pytest.mark.parametrize("case", sorted(input_pipeline_test.BAD_FILES))
+def test_bad_corpus_file(capsys, tmp_path, case):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(CLIP, folder)
+    path, problem = input_pipeline_test.write_bad_file(folder, case, 16_000)
+    err = _fails(
+        capsys,
+        "train",
+        _config(data__train_dir=_as_train(folder), data__resample=False),
+        str(tmp_path / "w"),
+        path,
+        problem,
+        "data.skip_bad_files=True skips such files",
+    )
+    assert "queue-thankyou" not in err
+
+
+def test_bad_ljspeech_metadata(capsys, tmp_path):
+    (tmp_path / "wavs").mkdir()
+    shutil.copy(CLIP, tmp_path / "wavs" / "a.flac")
+    (tmp_path / "metadata.csv").write_text("a|Thank you.|Thank you.\n")
+    _fails(
+        capsys,
+        "train",
+        _config(data__train_dir=str(tmp_path)),
+        str(tmp_path / "w"),
+        "metadata.csv: 1 listed file(s) missing",
+        "a.wav",
+    )
+
+
+def test_the_example_corpus_config_names_its_placeholder_folder(capsys, tmp_path):
+    config = my_corpus.get_config()
+    _fails(capsys, "train", config, str(tmp_path / "w"), "/path/to/my_corpus")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Tests of subscale.input_pipeline and of the embedded demo corpus."""
 
 import csv
+import functools
 import os
 import shutil
 
@@ -31,6 +32,55 @@ def corpus(tmp_path):
         samples = (rng.normal(0, 3_000, length)).astype(np.int16)
         soundfile.write(str(path), samples, CFG.sample_rate)
     return str(root)
+
+
+def _noise(rate, seconds=0.5, channels=1):
+    """float [t] (or [t, channels]) noise loud enough not to count as silence."""
+    shape = (int(rate * seconds), channels) if channels > 1 else int(rate * seconds)
+    return np.random.default_rng(0).normal(0, 0.1, shape).astype(np.float32)
+
+
+# A bad file of each kind: {case: (file name, the problem its error names,
+# write(path, rate))}. Shared with tests/bad_input_test.py.
+BAD_FILES = {
+    "zero_bytes": (
+        "zero.wav",
+        "an empty file (0 bytes)",
+        lambda p, r: p.write_bytes(b""),
+    ),
+    "no_samples": (
+        "nothing.wav",
+        "the audio has no samples",
+        lambda p, r: soundfile.write(p, np.zeros(0, np.float32), r),
+    ),
+    "not_audio": (
+        "notes.wav",
+        "not a readable audio file",
+        lambda p, r: p.write_text("this is not audio"),
+    ),
+    "stereo": (
+        "stereo.wav",
+        "2 channels; a training corpus must be mono",
+        lambda p, r: soundfile.write(p, _noise(r, channels=2), r),
+    ),
+    "silent": (
+        "silent.wav",
+        "silent (peak 0 of 32768",
+        lambda p, r: soundfile.write(p, np.zeros(r // 2, np.float32), r),
+    ),
+    "refused_rate": (
+        "fast.wav",
+        "Hz, not data.sample_rate=",
+        lambda p, r: soundfile.write(p, _noise(2 * r), 2 * r),
+    ),
+}
+
+
+def write_bad_file(folder, case, rate):
+    """Writes the bad file of `case` into `folder`; returns (path, problem)."""
+    name, problem, write = BAD_FILES[case]
+    write(folder / name, rate)
+    return str(folder / name), problem
 
 
 def _utterances(lengths, seed=0):
@@ -133,6 +183,88 @@ def test_load_corpus_min_samples(corpus):
 def test_load_corpus_missing_split(corpus):
     with pytest.raises(errors.SubscaleError, match="no dev files"):
         input_pipeline.load_corpus(corpus, CFG, dev_fraction=0.0, splits=("dev",))
+
+
+def _ljspeech(root, ids, rate):
+    """An LJSpeech folder: metadata.csv and wavs/<id>.wav for each id."""
+    (root / "wavs").mkdir(parents=True)
+    for utterance_id in ids:
+        soundfile.write(root / "wavs" / f"{utterance_id}.wav", _noise(rate, 0.2), rate)
+    lines = [f'{i}|Say "{n}", twice.|Say "{n}", twice.' for n, i in enumerate(ids)]
+    (root / "metadata.csv").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_list_audio_ljspeech_folder_or_metadata_split_by_hash(tmp_path):
+    ids = [f"LJ001-{n:04d}" for n in (3, 1, 2, 10, 7, 5)]
+    root = _ljspeech(tmp_path / "LJSpeech", ids, CFG.sample_rate)
+    listed = input_pipeline.list_audio(str(root), dev_fraction=0.5)
+    assert [p for p, _ in listed] == [str(root / "wavs" / f"{i}.wav") for i in ids]
+    assert listed == input_pipeline.list_audio(
+        str(root / "metadata.csv"), dev_fraction=0.5
+    )
+    # The split is the one a plain folder of the same wavs gets.
+    (root / "metadata.csv").unlink()
+    as_folder = dict(input_pipeline.list_audio(str(root), dev_fraction=0.5))
+    assert dict(listed) == as_folder
+    assert set(as_folder.values()) == {"train", "dev"}
+
+
+def test_load_corpus_ljspeech(tmp_path):
+    root = _ljspeech(tmp_path / "lj", ["a", "b"], CFG.sample_rate)
+    utterances = input_pipeline.load_corpus(str(root), CFG, dev_fraction=0.0)
+    assert [os.path.basename(u.path) for u in utterances] == ["a.wav", "b.wav"]
+    assert [u.samples.shape[0] for u in utterances] == [1_600, 1_600]
+
+
+def test_ljspeech_malformed_line_and_missing_wav(tmp_path):
+    root = _ljspeech(tmp_path / "lj", ["a", "b"], CFG.sample_rate)
+    metadata = root / "metadata.csv"
+    metadata.write_text("a|A.|A.\nno pipe here\n")
+    with pytest.raises(errors.SubscaleError, match="metadata.csv line 2: expected"):
+        input_pipeline.list_audio(str(root))
+    metadata.write_text("a|A.|A.\ngone|Gone.|Gone.\n")
+    with pytest.raises(errors.SubscaleError, match="missing, first .*gone.wav"):
+        input_pipeline.list_audio(str(root))
+    kept = input_pipeline.list_audio(str(root), 0.0, skip_bad_files=True)
+    assert kept == [(str(root / "wavs" / "a.wav"), "train")]
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_skip_bad_files_lists_and_skips_each_bad_file(case, tmp_path, caplog):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    soundfile.write(folder / "good.wav", _noise(CFG.sample_rate), CFG.sample_rate)
+    path, problem = write_bad_file(folder, case, CFG.sample_rate)
+    load = functools.partial(
+        input_pipeline.load_corpus, str(folder), CFG, dev_fraction=0.0, resample=False
+    )
+    with pytest.raises(errors.SubscaleError) as raised:
+        load()
+    assert path in str(raised.value) and problem in str(raised.value)
+    assert "data.skip_bad_files=True" in str(raised.value)
+    kept = load(skip_bad_files=True)
+    assert [os.path.basename(u.path) for u in kept] == ["good.wav"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(path in w and problem in w for w in warnings), warnings
+    assert any(w.startswith("Skipped 1 bad file(s)") for w in warnings), warnings
+
+
+def test_other_rates_are_resampled_and_said_once(corpus, caplog):
+    fast = os.path.join(corpus, "fast.wav")
+    soundfile.write(fast, _noise(2 * CFG.sample_rate), 2 * CFG.sample_rate)
+    caplog.set_level("INFO")
+    for split in input_pipeline.SPLITS:
+        utterances = input_pipeline.load_corpus(
+            corpus, CFG, dev_fraction=0.5, splits=(split,)
+        )
+    every = input_pipeline.load_corpus(corpus, CFG, dev_fraction=0.5)
+    resampled = next(u for u in every if u.path == fast)
+    assert resampled.samples.shape[0] == CFG.sample_rate // 2
+    said = [r.getMessage() for r in caplog.records if "resampling" in r.getMessage()]
+    assert len(said) == 1, said
+    assert f"1 at {2 * CFG.sample_rate} Hz" in said[0]
+    assert utterances
 
 
 def _batches(utterances, seed=0):

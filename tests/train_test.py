@@ -19,6 +19,7 @@ from subscale import models
 from subscale import pretrained
 from subscale import sparsity
 from subscale import train
+from tests import summaries_test
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,20 @@ def test_train_writes_metrics_and_checkpoints(trained):
     assert [x["step"] for x in lines if "loss_bits" in x] == [1, 2, 3, 4]
     saved = [int(x) for x in os.listdir(os.path.join(workdir, "checkpoints"))]
     assert max(saved) == 4
+
+
+def test_train_writes_tensorboard_scalars_beside_the_metrics(trained):
+    config, workdir, _ = trained
+    values = summaries_test.read_values(workdir)
+    steps = [step for step, _ in values["train/loss_bits"]]
+    assert steps[: config.train.num_steps] == [1, 2, 3, 4]
+    assert {
+        "train/learning_rate",
+        "train/samples_per_second",
+        "dev/bits",
+        "dev/coarse_bits",
+        "dev/fine_bits",
+    } <= summaries_test.scalar_tags(values)
 
 
 def test_restart_continues_the_step_count(trained, tmp_path):
