@@ -259,6 +259,22 @@ def run_rounds(cases, repeats):
                 case["parts"].setdefault(name, []).append(timed(scan, arg))
 
 
+def describe(case):
+    """What a case times: the model, its sparsity, the batch and the noise."""
+    cfg = case["cfg"]
+    return dict(
+        hidden_size=cfg.hidden_size,
+        sparsity=case["sparsity"],
+        subscale_factor=cfg.subscale_factor,
+        lp_order=cfg.lp_order,
+        lp_prior=cfg.lp_prior,
+        future_horizon=cfg.future_horizon,
+        lookback=cfg.lookback,
+        batch=case["batch"],
+        noise=case["noise"],
+    )
+
+
 def figures(case, sample_rate=SAMPLE_RATE):
     """The timings of a case that ran: medians over its rounds."""
     cfg = case["cfg"]
@@ -317,22 +333,13 @@ def main(argv):
         )
     run_rounds(cases, FLAGS.repeats)
     for case in cases:
-        cfg = case["cfg"]
         print(
             json.dumps(
                 dict(
-                    hidden_size=cfg.hidden_size,
-                    sparsity=case["sparsity"],
+                    **describe(case),
                     block_shape=FLAGS.block_shape if case["sparsity"] else None,
                     pruned=FLAGS.prune if case["sparsity"] else [],
-                    subscale_factor=cfg.subscale_factor,
-                    lp_order=cfg.lp_order,
-                    lp_prior=cfg.lp_prior,
-                    future_horizon=cfg.future_horizon,
-                    lookback=cfg.lookback,
-                    batch=case["batch"],
                     seconds_of_audio=FLAGS.seconds * case["batch"],
-                    noise=case["noise"],
                     device=device,
                     **figures(case),
                 )

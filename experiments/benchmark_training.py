@@ -53,9 +53,7 @@ def measure(config, steps):
     frames = d.seq_len // d.hop_length + 2 * models.MEL_PAD
     batch = dict(
         samples=rng.integers(-3000, 3000, (t.batch_size, d.seq_len), np.int16),
-        mel=rng.normal(-4.0, 1.0, (t.batch_size, frames, d.n_mels)).astype(
-            np.float32
-        ),
+        mel=rng.normal(-4.0, 1.0, (t.batch_size, frames, d.n_mels)).astype(np.float32),
     )
     if trainer.margins != (0, 0):
         # data.crop_context: the crop with its context columns on each side.

@@ -144,26 +144,17 @@ def measure_sampling(
         for batch in batches
     ]
     benchmark_sampling.run_rounds(cases, repeats)
-    records = []
-    for case in cases:
-        cfg = case["cfg"]
-        records.append(
-            dict(
-                kind="sampling",
-                hidden_size=cfg.hidden_size,
-                subscale_factor=cfg.subscale_factor,
-                future_horizon=cfg.future_horizon,
-                lookback=cfg.lookback,
-                lp_order=cfg.lp_order,
-                sparsity=case["sparsity"],
-                pruned=list(PRUNE) if case["sparsity"] else [],
-                batch=case["batch"],
-                seconds_of_audio=seconds * case["batch"],
-                repeats=repeats,
-                **benchmark_sampling.figures(case, rate),
-            )
+    return [
+        dict(
+            kind="sampling",
+            **benchmark_sampling.describe(case),
+            pruned=list(PRUNE) if case["sparsity"] else [],
+            seconds_of_audio=seconds * case["batch"],
+            repeats=repeats,
+            **benchmark_sampling.figures(case, rate),
         )
-    return records
+        for case in cases
+    ]
 
 
 def measure_training(config, steps):
@@ -175,40 +166,46 @@ def measure_training(config, steps):
 
 def table(records, header):
     """The markdown page of the records."""
+    sections = [
+        (
+            "Sampling",
+            "sampling",
+            ["hidden", "B", "sparsity", "N", "samples/s", "x real time"]
+            + ["step (ms)", "compile (s)"],
+            lambda r: [
+                r["hidden_size"],
+                r["subscale_factor"],
+                f"{r['sparsity']:g}",
+                r["batch"],
+                f"{r['samples_per_second']:,.0f}",
+                f"{r['real_time_factor']:.2f}",
+                f"{r['step_ms']:.4f}",
+                f"{r['compile_s']:.1f}",
+            ],
+        ),
+        (
+            "Train step",
+            "train_step",
+            ["hidden", "B", "crops x samples", "steps/s", "trained samples/s"]
+            + ["compile (s)"],
+            lambda r: [
+                r["hidden_size"],
+                r["subscale_factor"],
+                f"{r['batch_size']} x {r['seq_len']:,}",
+                f"{r['steps_per_second']:.3f}",
+                f"{r['samples_per_second']:,}",
+                f"{r['compile_s']:.1f}",
+            ],
+        ),
+    ]
     lines = [*header, ""]
-    sampling = [r for r in records if r["kind"] == "sampling"]
-    if sampling:
-        lines += [
-            "## Sampling",
-            "",
-            "| hidden | B | sparsity | N | samples/s | x real time | step (ms) "
-            "| compile (s) |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['hidden_size']} | {r['subscale_factor']} | {r['sparsity']:g} "
-            f"| {r['batch']} | {r['samples_per_second']:,.0f} "
-            f"| {r['real_time_factor']:.2f} | {r['step_ms']:.4f} "
-            f"| {r['compile_s']:.1f} |"
-            for r in sampling
-        ]
-        lines.append("")
-    training = [r for r in records if r["kind"] == "train_step"]
-    if training:
-        lines += [
-            "## Train step",
-            "",
-            "| hidden | B | crops x samples | steps/s | trained samples/s "
-            "| compile (s) |",
-            "|---|---|---|---|---|---|",
-        ]
-        lines += [
-            f"| {r['hidden_size']} | {r['subscale_factor']} "
-            f"| {r['batch_size']} x {r['seq_len']:,} | {r['steps_per_second']:.3f} "
-            f"| {r['samples_per_second']:,} | {r['compile_s']:.1f} |"
-            for r in training
-        ]
-        lines.append("")
+    for title, kind, columns, cells in sections:
+        rows = [cells(r) for r in records if r["kind"] == kind]
+        if rows:
+            lines += [f"## {title}", "", "| " + " | ".join(columns) + " |"]
+            lines.append("|" + "---|" * len(columns))
+            lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+            lines.append("")
     return "\n".join(lines)
 
 
