@@ -178,6 +178,126 @@ def partial_scans(model, params, rows, steps):
     return scans, h0
 
 
+def make_case(
+    cfg,
+    frames,
+    batch=1,
+    sparsity_target=0.0,
+    noise="uniform",
+    block_shape=(16, 1),
+    prune=("R",),
+    breakdown=False,
+):
+    """One configuration to time: random parameters, compiled sampler, inputs.
+
+    Args:
+      cfg: models.ModelConfig.
+      frames: mel frames per utterance.
+      batch: utterances N generated together.
+      sparsity_target: share of the `prune` matrices' blocks set to zero (0:
+        dense); the pruned model samples through the block-sparse product.
+      noise: one of sampling.NOISE_KINDS.
+      block_shape: pruned block (outputs, inputs).
+      prune: the matrices pruned.
+      breakdown: also build the partial scans (dense models only).
+
+    Returns:
+      A dict for `run_rounds` and `figures`.
+    """
+    model = models.SubscaleWaveRNN(cfg)
+    params = models.init_params(cfg, jax.random.PRNGKey(0))
+    layouts = {}
+    if sparsity_target > 0:
+        scfg = sparsity.SparsityConfig(
+            target=sparsity_target, block_shape=tuple(block_shape), prune=tuple(prune)
+        )
+        params = sparsity.apply_masks(
+            params, sparsity.compute_masks(params, sparsity_target, scfg)
+        )
+        layouts = sparsity.sampling_layouts(params, scfg)
+    sample_fn = sampling.make_sample_fn(cfg, noise=noise, sparse_layouts=layouts)
+    mel = jnp.full((batch, frames, cfg.n_mels), -4.0)
+    if batch == 1:
+        mel = mel[0]
+    key = jax.random.PRNGKey(1)
+    start = time.perf_counter()
+    compiled = sample_fn.lower(params, mel, key).compile()
+    compile_s = time.perf_counter() - start
+    steps = folding.num_steps(
+        folding.num_columns(frames * cfg.hop_length, cfg.subscale_factor),
+        cfg.subscale_factor,
+        cfg.future_horizon,
+    )
+    case = dict(
+        noise=noise,
+        sparsity=sparsity_target,
+        cfg=cfg,
+        batch=batch,
+        frames=frames,
+        fn=compiled,
+        args=(params, mel, key),
+        compile_s=compile_s,
+        steps=steps,
+        times=[],
+        parts={},
+    )
+    if breakdown and sparsity_target == 0:
+        scans, h0 = partial_scans(model, params, batch * cfg.subscale_factor, steps)
+        case["scans"] = scans
+        case["h0"] = h0
+    return case
+
+
+def run_rounds(cases, repeats):
+    """Times every case once per round, round-robin, `repeats` rounds."""
+    for _ in range(repeats):
+        for case in cases:
+            case["times"].append(timed(case["fn"], *case["args"]))
+            for name, scan in case.get("scans", {}).items():
+                if name == "context_args":
+                    continue
+                arg = case["scans"]["context_args"] if name == "context" else case["h0"]
+                case["parts"].setdefault(name, []).append(timed(scan, arg))
+
+
+def describe(case):
+    """What a case times: the model, its sparsity, the batch and the noise."""
+    cfg = case["cfg"]
+    return dict(
+        hidden_size=cfg.hidden_size,
+        sparsity=case["sparsity"],
+        subscale_factor=cfg.subscale_factor,
+        lp_order=cfg.lp_order,
+        lp_prior=cfg.lp_prior,
+        future_horizon=cfg.future_horizon,
+        lookback=cfg.lookback,
+        batch=case["batch"],
+        noise=case["noise"],
+    )
+
+
+def figures(case, sample_rate=SAMPLE_RATE):
+    """The timings of a case that ran: medians over its rounds."""
+    cfg = case["cfg"]
+    seconds = statistics.median(case["times"])
+    total = case["batch"] * case["frames"] * cfg.hop_length
+    parts = {
+        f"{name}_ms_per_step": round(
+            1e3 * statistics.median(ts[1:] or ts) / case["steps"], 4
+        )
+        for name, ts in case["parts"].items()
+    }
+    return dict(
+        steps=case["steps"],
+        compile_s=round(case["compile_s"], 2),
+        run_s=round(seconds, 3),
+        step_ms=round(1e3 * seconds / case["steps"], 4),
+        samples_per_second=round(total / seconds, 1),
+        real_time_factor=round(total / seconds / sample_rate, 3),
+        **parts,
+    )
+
+
 def main(argv):
     del argv
     device = f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind}"
@@ -200,89 +320,29 @@ def main(argv):
         FLAGS.noise,
         map(int, FLAGS.lp_orders),
     ):
-        cfg = model_config(factor, hidden, lp_order)
-        model = models.SubscaleWaveRNN(cfg)
-        params = models.init_params(cfg, jax.random.PRNGKey(0))
-        layouts = {}
-        if z > 0:
-            scfg = sparsity.SparsityConfig(
-                target=z, block_shape=block, prune=tuple(FLAGS.prune)
+        cases.append(
+            make_case(
+                model_config(factor, hidden, lp_order),
+                frames,
+                batch,
+                z,
+                noise,
+                block,
+                FLAGS.prune,
+                FLAGS.breakdown,
             )
-            params = sparsity.apply_masks(
-                params, sparsity.compute_masks(params, z, scfg)
-            )
-            layouts = sparsity.sampling_layouts(params, scfg)
-        sample_fn = sampling.make_sample_fn(cfg, noise=noise, sparse_layouts=layouts)
-        mel = jnp.full((batch, frames, N_MELS), -4.0)
-        if batch == 1:
-            mel = mel[0]
-        key = jax.random.PRNGKey(1)
-        start = time.perf_counter()
-        compiled = sample_fn.lower(params, mel, key).compile()
-        compile_s = time.perf_counter() - start
-        steps = folding.num_steps(
-            folding.num_columns(frames * HOP, factor),
-            factor,
-            cfg.future_horizon,
         )
-        case = dict(
-            noise=noise,
-            sparsity=z,
-            cfg=cfg,
-            batch=batch,
-            fn=compiled,
-            args=(params, mel, key),
-            compile_s=compile_s,
-            steps=steps,
-            times=[],
-            parts={},
-        )
-        if FLAGS.breakdown and z == 0:
-            scans, h0 = partial_scans(model, params, batch * factor, steps)
-            case["scans"] = scans
-            case["h0"] = h0
-        cases.append(case)
-    for _ in range(FLAGS.repeats):
-        for case in cases:
-            case["times"].append(timed(case["fn"], *case["args"]))
-            for name, scan in case.get("scans", {}).items():
-                if name == "context_args":
-                    continue
-                arg = case["scans"]["context_args"] if name == "context" else case["h0"]
-                case["parts"].setdefault(name, []).append(timed(scan, arg))
+    run_rounds(cases, FLAGS.repeats)
     for case in cases:
-        cfg = case["cfg"]
-        seconds = statistics.median(case["times"])
-        total = case["batch"] * frames * HOP
-        parts = {
-            f"{name}_ms_per_step": round(
-                1e3 * statistics.median(ts[1:] or ts) / case["steps"], 4
-            )
-            for name, ts in case["parts"].items()
-        }
         print(
             json.dumps(
                 dict(
-                    hidden_size=cfg.hidden_size,
-                    sparsity=case["sparsity"],
+                    **describe(case),
                     block_shape=FLAGS.block_shape if case["sparsity"] else None,
                     pruned=FLAGS.prune if case["sparsity"] else [],
-                    subscale_factor=cfg.subscale_factor,
-                    lp_order=cfg.lp_order,
-                    lp_prior=cfg.lp_prior,
-                    future_horizon=cfg.future_horizon,
-                    lookback=cfg.lookback,
-                    batch=case["batch"],
                     seconds_of_audio=FLAGS.seconds * case["batch"],
-                    noise=case["noise"],
-                    steps=case["steps"],
-                    compile_s=round(case["compile_s"], 2),
-                    run_s=round(seconds, 3),
-                    step_ms=round(1e3 * seconds / case["steps"], 4),
-                    samples_per_second=round(total / seconds, 1),
-                    real_time_factor=round(total / seconds / SAMPLE_RATE, 3),
                     device=device,
-                    **parts,
+                    **figures(case),
                 )
             ),
             flush=True,

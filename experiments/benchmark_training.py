@@ -55,7 +55,17 @@ def random_batch(config, margins, rng):
 
 def main(argv):
     del argv
-    config = FLAGS.config
+    print(json.dumps(measure(FLAGS.config, FLAGS.steps)), flush=True)
+
+
+def measure(config, steps):
+    """Times `steps` train steps of `config` after two warm-up steps.
+
+    Returns:
+      A dict: the model and batch sizes, compile_s, steps_per_second,
+      samples_per_second (trained samples), samples_per_cpu_second (per
+      second of this process's CPU time) and the device.
+    """
     trainer = train.Trainer(config)
     state = trainer.init_state(0)
     d, t = config.data, config.train
@@ -68,28 +78,23 @@ def main(argv):
     state, out = trainer.train_step(state, batch)
     jax.block_until_ready(out)
     start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(FLAGS.steps):
+    for _ in range(steps):
         state, out = trainer.train_step(state, batch)
     jax.block_until_ready((state, out))
-    seconds = (time.perf_counter() - start) / FLAGS.steps
-    cpu_seconds = (time.process_time() - cpu_start) / FLAGS.steps
+    seconds = (time.perf_counter() - start) / steps
+    cpu_seconds = (time.process_time() - cpu_start) / steps
     m = config.model
-    print(
-        json.dumps(
-            dict(
-                hidden_size=m.hidden_size,
-                subscale_factor=m.subscale_factor,
-                batch_size=t.batch_size,
-                seq_len=d.seq_len,
-                devices=jax.device_count(),
-                compile_s=round(compile_s, 2),
-                steps_per_second=round(1.0 / seconds, 3),
-                samples_per_second=round(t.batch_size * d.seq_len / seconds),
-                samples_per_cpu_second=round(t.batch_size * d.seq_len / cpu_seconds),
-                device=f"{jax.devices()[0].platform} ({common.cpu_model()})",
-            )
-        ),
-        flush=True,
+    return dict(
+        hidden_size=m.hidden_size,
+        subscale_factor=m.subscale_factor,
+        batch_size=t.batch_size,
+        seq_len=d.seq_len,
+        devices=jax.device_count(),
+        compile_s=round(compile_s, 2),
+        steps_per_second=round(1.0 / seconds, 3),
+        samples_per_second=round(t.batch_size * d.seq_len / seconds),
+        samples_per_cpu_second=round(t.batch_size * d.seq_len / cpu_seconds),
+        device=f"{jax.devices()[0].platform} ({common.cpu_model()})",
     )
 
 

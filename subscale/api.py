@@ -37,8 +37,11 @@ class Vocoder:
         matrices the sampler multiplies block-sparsely ({} for a dense model;
         `config.sampling.sparse` decides).
       sample_fn: the jitted, pure `sample_fn(params, mel, key, lengths=None,
-        temperature=1.0, coarse_temperature=None, prob_floor=0.0)` of
-        `sampling.make_sample_fn`.
+        temperature=..., coarse_temperature=..., prob_floor=...)` of
+        `sampling.make_sample_fn`; the three sampling arguments default to
+        `config.sampling`, as in `generate` (0.6 for speech16k), so
+        `sample_fn(params, mel, PRNGKey(seed))` draws what `generate(mel,
+        seed)` returns, in int16.
     """
 
     def __init__(self, config, params):
@@ -52,6 +55,7 @@ class Vocoder:
             self.model_config,
             noise=config.sampling.noise,
             sparse_layouts=self.sparse_layouts,
+            **evaluation.shaping_kwargs(config.sampling),
         )
         self._log_prob = jax.jit(
             lambda p, s, m, n: self.model.apply({"params": p}, s, m, n)

@@ -1,5 +1,8 @@
 r"""Command line: train, evaluate or vocode.
 
+`subscale ARGS` (the console command that `pip install` puts on the PATH) is
+`python -m subscale.main ARGS`:
+
   python -m subscale.main --model=speech16k --mode=vocode \
       --input=speech.flac --output=/tmp/out
   python -m subscale.main --config=configs/demo.py --workdir=/tmp/demo
@@ -81,5 +84,10 @@ def main(argv):
     )
 
 
-if __name__ == "__main__":
+def run():
+    """The `subscale` console command ([project.scripts] in pyproject.toml)."""
     app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()

@@ -576,10 +576,17 @@ def _stream_chunk(
 
 
 def make_sample_fn(
-    model_cfg, *, noise="uniform", with_log_probs=False, sparse_layouts=None
+    model_cfg,
+    *,
+    noise="uniform",
+    with_log_probs=False,
+    sparse_layouts=None,
+    temperature=1.0,
+    coarse_temperature=None,
+    prob_floor=0.0,
 ):
-    """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=1.0,
-    coarse_temperature=None, prob_floor=0.0)`.
+    """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=...,
+    coarse_temperature=..., prob_floor=...)`.
 
     `mel` is [f, n_mels] (one utterance, drawn with `key`: returns int16
     [f * hop]) or [N, f, n_mels] with optional `lengths` int [N] in frames
@@ -588,14 +595,16 @@ def make_sample_fn(
     what it gets alone with key[n]), or one key (utterance n uses
     `fold_in(key, n)`). `temperature` divides the fine logits and, unless
     `coarse_temperature` is given, the coarse ones; `prob_floor` is subtracted
-    from every probability before drawing (see `Shaping`). With
-    `with_log_probs` it returns (samples, log-probs). With `sparse_layouts`
-    (`sparsity.sampling_layouts` of pruned params) the products with those
-    matrices skip their zero blocks; the layouts must describe the params the
-    function is given.
+    from every probability before drawing (see `Shaping`). The three default to
+    the arguments of the same names given here (plain sampling unless told:
+    `api.Vocoder` passes its config's). With `with_log_probs` it returns
+    (samples, log-probs). With `sparse_layouts` (`sparsity.sampling_layouts` of
+    pruned params) the products with those matrices skip their zero blocks; the
+    layouts must describe the params the function is given.
     """
     if noise not in NOISE_KINDS:
         raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
+    check_shaping(temperature, coarse_temperature, prob_floor)
     model = models.SubscaleWaveRNN(model_cfg)
 
     @jax.jit
@@ -604,9 +613,9 @@ def make_sample_fn(
         mel,
         key,
         lengths=None,
-        temperature=1.0,
-        coarse_temperature=None,
-        prob_floor=0.0,
+        temperature=temperature,
+        coarse_temperature=coarse_temperature,
+        prob_floor=prob_floor,
     ):
         single = mel.ndim == 2
         if single:

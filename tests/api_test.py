@@ -42,6 +42,27 @@ def test_generate_shapes_and_range(vocoder):
     np.testing.assert_array_equal(audio.to_float(np.asarray(raw)), wave)
 
 
+def test_sample_fn_defaults_to_the_configured_sampling():
+    """`jax.jit(vocoder.sample_fn)(params, mel, key)`, as a Colab user calls it,
+    draws what `generate` draws: at config.sampling's temperature, coarse
+    temperature and floor, not at plain temperature 1."""
+    config = tiny.get_config()
+    config.sampling.temperature = 0.6
+    config.sampling.coarse_temperature = 0.8
+    config.sampling.prob_floor = 0.002
+    vocoder = subscale.create(config, seed=0)
+    mel, key = _mel(5), jax.random.PRNGKey(3)
+    raw = np.asarray(jax.jit(vocoder.sample_fn)(vocoder.params, mel, key))
+    np.testing.assert_array_equal(audio.to_float(raw), vocoder.generate(mel, seed=3))
+    plain = vocoder.sample_fn(vocoder.params, mel, key, None, 1.0, None, 0.0)
+    assert np.any(np.asarray(plain) != raw)
+    # A temperature given alone leaves the configured coarse one and the floor.
+    warm = vocoder.sample_fn(vocoder.params, mel, key, temperature=1.0)
+    np.testing.assert_array_equal(
+        audio.to_float(np.asarray(warm)), vocoder.generate(mel, 3, temperature=1.0)
+    )
+
+
 def test_log_prob_pads_and_trims(vocoder):
     # 5 frames = 1000 samples: not a multiple of hop * B = 800 when B = 4.
     samples = np.random.default_rng(0).integers(-300, 300, 5 * HOP, dtype=np.int16)
