@@ -78,6 +78,10 @@ def get_config():
     # checkpoint yet starts from its weights and step, with fresh Adam moments
     # and the schedule warmed up again from there; "" = from scratch.
     train.init_from = ""
+    # A resume bundle (`experiments/resume_bundle.py`): a run with no
+    # checkpoint yet continues exactly where the bundle's run stopped (step,
+    # schedule, data order, Adam moments); "" = none.
+    train.resume_from = ""
     train.eval_clips = 4  # dev clips vocoded free-running at each evaluation
     train.eval_clip_seconds = 2.0  # length of each of those clips
 
