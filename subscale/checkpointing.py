@@ -73,6 +73,7 @@ ADDED_FIELDS = {
     "train.input_noise_start": 0,
     "train.carry_state": False,
     "train.init_from": "",
+    "train.resume_from": "",
     "train.tensorboard": False,
     "train.eval_clips": 0,
     "train.eval_clip_seconds": 2.0,

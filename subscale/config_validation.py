@@ -82,6 +82,12 @@ def validate(config, num_devices=None):
         _fail("train.vocode_every_steps", t.vocode_every_steps, "must be >= 0")
     if t.learning_rate <= 0:
         _fail("train.learning_rate", t.learning_rate, "must be positive")
+    if t.get("resume_from", "") and t.get("init_from", ""):
+        _fail(
+            "train.resume_from",
+            t.resume_from,
+            "and train.init_from are two ways to start a run: set one",
+        )
     if t.nonfinite not in ("stop", "skip"):
         _fail("train.nonfinite", t.nonfinite, 'must be "stop" or "skip"')
     if config.sampling.noise not in sampling.NOISE_KINDS:

@@ -39,6 +39,7 @@ from subscale import input_pipeline
 from subscale import models
 from subscale import plots
 from subscale import pretrained
+from subscale import resume
 from subscale import sharding
 from subscale import signals
 from subscale import sparsity
@@ -369,8 +370,10 @@ def _warm_start(config, workdir, fresh):
 def train_and_evaluate(config, workdir):
     """Trains (resuming from the latest checkpoint) and evaluates on dev.
 
-    A run with no checkpoint starts from scratch, or, with `train.init_from`,
-    from an exported model's parameters and step (`_warm_start`). A newest
+    A run with no checkpoint starts from scratch, or, with `train.resume_from`,
+    exactly where a resume bundle's run stopped (`resume.py`), or, with
+    `train.init_from`, from an exported model's parameters and step
+    (`_warm_start`). A newest
     checkpoint that does not restore gives way to the one before it (and moves
     to `damaged_checkpoints/`); checkpoints of which none restores stop the run.
 
@@ -418,7 +421,12 @@ def _train_and_evaluate(config, workdir):
     state, step = checkpointing.restore(mngr, trainer.abstract_state())
     if state is not None and step < mngr.latest_step():
         checkpointing.set_aside(mngr, workdir, step)
-    if state is None and warm_params is not None:
+    if state is None and t.get("resume_from", ""):
+        state, step = resume.start(
+            t.resume_from, config, workdir, trainer.abstract_state()
+        )
+        logging.info("Continuing the bundle %s at step %d.", t.resume_from, step)
+    elif state is None and warm_params is not None:
         state, step = trainer.warm_state(warm_params, start_step), start_step
         logging.info("Starting from %s (step %d) in %s.", t.init_from, step, workdir)
     elif state is None:
