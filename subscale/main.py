@@ -15,6 +15,7 @@ Kept short on purpose: flags, then one call into the library (`commands.run`),
 which tests, experiments and Colab call too.
 """
 
+import os
 import sys
 
 import jax
@@ -85,7 +86,14 @@ def main(argv):
 
 
 def run():
-    """The `subscale` console command ([project.scripts] in pyproject.toml)."""
+    """The `subscale` console command ([project.scripts] in pyproject.toml).
+
+    Config files import their base (`from configs import default`) from the
+    folder the command runs in, as `python -m` finds them; a console script
+    does not put that folder on the path by itself.
+    """
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     app.run(main, flags_parser=parse_flags)
 
 
