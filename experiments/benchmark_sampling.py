@@ -17,8 +17,9 @@ Run (from the repository root):
       --sparsity=0.9,0.95,0.98 --sparse_models=1536:0.96 --nobreakdown
   python -m experiments.benchmark_sampling --seconds=4 --factors=1,16 \
       --sparsity=0.95 --prune=R,O1,O2,O3,O4 --nobreakdown
-  python -m experiments.benchmark_sampling --seconds=2 --factors=1,16 \
-      --noise=uniform --noise=gumbel --nobreakdown
+  python -m experiments.benchmark_sampling --hidden_size=384 --cond_channels=96 \
+      --context_summary=32 --context_channels=64 --factors=16 --seconds=4 \
+      --lp_orders=0,16 --compare_prior --pre_emphases=0,0.85 --nobreakdown
 """
 
 import functools
@@ -65,6 +66,17 @@ def define_flags():
     flags.DEFINE_bool(
         "lp_prior", False, "Centre the softmaxes on the prediction (K > 0 only)."
     )
+    flags.DEFINE_bool(
+        "compare_prior",
+        False,
+        "Time every K > 0 case both with and without the prior, side by side.",
+    )
+    flags.DEFINE_list(
+        "pre_emphases",
+        ["0"],
+        "Pre-emphasis coefficients to time (0 = none; the sampler then "
+        "de-emphasises its output).",
+    )
     flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
     flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
     flags.DEFINE_list(
@@ -93,10 +105,17 @@ HOP = 200
 N_MELS = 80
 
 
-def model_config(factor, hidden_size=None, lp_order=0):
+def model_config(factor, hidden_size=None, lp_order=0, lp_prior=None, pre_emphasis=0.0):
+    """The timed model; `lp_prior` None takes --lp_prior. The prior and the
+    tail are the configs' (`configs/default.py`)."""
+    if lp_prior is None:
+        lp_prior = FLAGS.lp_prior
     return models.ModelConfig(
         lp_order=lp_order,
-        lp_prior=bool(lp_order) and FLAGS.lp_prior,
+        lp_prior=bool(lp_order) and lp_prior,
+        prior="logistic",
+        tail_mass=2.0**-8,
+        pre_emphasis=pre_emphasis,
         hidden_size=hidden_size or FLAGS.hidden_size,
         cond_channels=FLAGS.cond_channels,
         n_mels=N_MELS,
@@ -269,6 +288,7 @@ def describe(case):
         subscale_factor=cfg.subscale_factor,
         lp_order=cfg.lp_order,
         lp_prior=cfg.lp_prior,
+        pre_emphasis=cfg.pre_emphasis,
         future_horizon=cfg.future_horizon,
         lookback=cfg.lookback,
         batch=case["batch"],
@@ -313,16 +333,24 @@ def main(argv):
         dense = int(round(hidden * math.sqrt(1.0 - z) / 16)) * 16
         variants.append((dense, 0.0))
     block = tuple(int(b) for b in FLAGS.block_shape.split("x"))
-    for factor, batch, (hidden, z), noise, lp_order in itertools.product(
+    priors = (False, True) if FLAGS.compare_prior else (None,)
+    for factor, batch, (
+        hidden,
+        z,
+    ), noise, lp_order, prior, emphasis in itertools.product(
         map(int, FLAGS.factors),
         map(int, FLAGS.batches),
         dict.fromkeys(variants),
         FLAGS.noise,
         map(int, FLAGS.lp_orders),
+        priors,
+        map(float, FLAGS.pre_emphases),
     ):
+        if prior and not lp_order:
+            continue  # the prior centres on the prediction: none without K
         cases.append(
             make_case(
-                model_config(factor, hidden, lp_order),
+                model_config(factor, hidden, lp_order, prior, emphasis),
                 frames,
                 batch,
                 z,
