@@ -94,8 +94,15 @@ def frame_features(model, params, mel, lengths):
     with `lp_order`, by its B x K predictor coefficients, so that streaming
     slices both with one window.
     """
+    return padded_frame_features(model, params, pad_frames(mel, lengths))
+
+
+def padded_frame_features(model, params, padded):
+    """`frame_features` of frames already padded (`pad_frames`), or of any
+    window of m consecutive padded frames: [N, m, n_mels] -> [N, m - 4, ...],
+    shifted frames first .. first + m - 5 of a window that starts at padded
+    frame `first` (each feature reads padded frames j .. j + 4 only)."""
     cfg = model.cfg
-    padded = pad_frames(mel, lengths)
     features = model.apply({"params": params}, padded, method="frame_features")
     if not cfg.lp_order:
         return features
@@ -106,7 +113,7 @@ def frame_features(model, params, mel, lengths):
     return jnp.concatenate([features, coef], axis=-1)
 
 
-def make_plan(model, params, features, key, lengths, frame_offset=0, window=None):
+def make_plan(model, params, features, key, lengths, frame_offset=0, frames=None):
     """Geometry, conditioning and keys for a batch of utterances.
 
     Args:
@@ -116,15 +123,17 @@ def make_plan(model, params, features, key, lengths, frame_offset=0, window=None
       key: a PRNG key (utterance n uses `fold_in(key, n)`) or one key per
         utterance, stacked [N, ...].
       lengths: int [N] frames of each utterance.
-      frame_offset: first (shifted) frame whose conditioning the plan holds.
-      window: how many frames it holds (default: all). Streaming holds only the
-        frames one chunk of steps reads, so memory does not grow with length.
+      frame_offset: first (shifted) frame whose conditioning `features` holds.
+      frames: the utterances' frames when `features` holds only a window of
+        them from `frame_offset` on (default: all of `features`); streaming
+        holds only the frames one chunk of steps reads, so memory does not
+        grow with the length.
     """
     cfg = model.cfg
     factor = cfg.subscale_factor
-    num, frames = features.shape[0], features.shape[1] - 2
-    if window is not None:
-        features = jax.lax.dynamic_slice_in_dim(features, frame_offset, window, 1)
+    num = features.shape[0]
+    if frames is None:
+        frames = features.shape[1] - 2
     lp = jnp.zeros(features.shape[:2] + (factor, 0), features.dtype)
     if cfg.lp_order:
         width = factor * cfg.lp_order
@@ -486,13 +495,13 @@ def generate_stream(
         shaping = Shaping.make()
     frames = mel.shape[0]
     lengths = jnp.array([frames], jnp.int32)
-    features = jax.jit(functools.partial(frame_features, model))(
-        params, mel[None], lengths
-    )
+    # The features of each chunk's window are computed with the chunk, so
+    # memory holds the mel and one window's features, whatever the length.
+    padded = jax.jit(pad_frames)(mel[None], lengths)
     chunk_steps = chunk_frames * hop // factor
     lag = (factor - 1) * (cfg.future_horizon + 1)
     # Shifted frames read by steps [first, first + chunk_steps), plus margins.
-    window = min(features.shape[1], -(-factor * (chunk_steps + lag) // hop) + 4)
+    window = min(frames + 2, -(-factor * (chunk_steps + lag) // hop) + 4)
     run = jax.jit(
         functools.partial(
             _stream_chunk, model, chunk_steps, lag, window, noise, sparse_layouts
@@ -507,7 +516,7 @@ def generate_stream(
     pending = np.zeros((0, factor), np.int16)  # outputs of steps >= emitted
     emitted = 0  # columns already yielded
     for first in range(0, steps, chunk_steps):
-        carry, out = run(params, features, key[None], lengths, carry, first, shaping)
+        carry, out = run(params, padded, key[None], lengths, carry, first, shaping)
         pending = np.concatenate([pending, np.asarray(out)])
         done = min(first + chunk_steps - lag, columns)
         if done <= emitted:
@@ -548,18 +557,23 @@ def _stream_chunk(
     noise,
     sparse_layouts,
     params,
-    features,
+    padded,
     keys,
     lengths,
     carry,
     first,
     shaping,
 ):
-    """Runs `count` steps from `first` with the conditioning window they read."""
+    """Runs `count` steps from `first` with the conditioning window they read,
+    computed here from the padded mel [1, f + 2 MEL_PAD, n_mels]."""
     hop, factor = model.cfg.hop_length, model.cfg.subscale_factor
+    frames = padded.shape[1] - 2 * models.MEL_PAD
     start = jnp.maximum(0, factor * (first - lag) // hop)
-    start = jnp.minimum(start, features.shape[1] - window)
-    plan = make_plan(model, params, features, keys, lengths, start, window)
+    start = jnp.minimum(start, frames + 2 - window)
+    features = padded_frame_features(
+        model, params, jax.lax.dynamic_slice_in_dim(padded, start, window + 4, 1)
+    )
+    plan = make_plan(model, params, features, keys, lengths, start, frames=frames)
     carry, samples, _ = run_steps(
         model,
         params,

@@ -385,11 +385,19 @@ def test_temperature_and_noise_options():
             sampling.make_sample_fn(cfg, noise=retired)
 
 
-@pytest.mark.parametrize(
-    "factor,horizon,lookback,chunk", [(1, 0, 0, 3), (4, 2, 3, 2), (16, 1, 2, 4)]
+# The recipe's pieces that read the mel per frame (the predictor) or carry
+# state across chunks (de-emphasis) stream too.
+RECIPE = dict(
+    lp_order=4, lp_prior=True, prior="logistic", tail_mass=2.0**-8, pre_emphasis=0.85
 )
-def test_streaming_equals_one_shot(factor, horizon, lookback, chunk):
-    cfg, model, params, _, mel, _ = setup(factor, horizon, lookback, 96)
+
+
+@pytest.mark.parametrize(
+    "factor,horizon,lookback,chunk,options",
+    [(1, 0, 0, 3, {}), (4, 2, 3, 2, RECIPE), (16, 1, 2, 4, {})],
+)
+def test_streaming_equals_one_shot(factor, horizon, lookback, chunk, options):
+    cfg, model, params, _, mel, _ = setup(factor, horizon, lookback, 96, **options)
     key = jax.random.PRNGKey(9)
     one_shot = np.asarray(sampling.make_sample_fn(cfg)(params, mel[0], key))
     pieces = list(sampling.generate_stream(model, params, mel[0], key, chunk))
