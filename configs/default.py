@@ -44,12 +44,13 @@ def get_config():
     model.lookback = 0  # W: columns behind seen in earlier sub-sequences
     model.context_summary = 64  # per-sample summary width of the context network
     model.context_channels = 128  # context network output fed to the cell
-    model.neighbour_rows = 0  # B > 1: rows s-1..s-k at columns i, i+1 fed directly
-    model.fine_input_scale = 1.0  # weight of the fine byte in the model's inputs
     model.lp_order = 0  # K: linear prediction from the mel fed to the cell (0 = off)
     model.lp_prior = False  # centre both softmaxes on the prediction (needs K > 0)
     model.prior = "logistic"  # prior shape: logistic bin masses ("gaussian": old)
     model.tail_mass = 2.0**-8  # uniform share of P(x): no sample costs over 24 bits
+    # Experimental (rows of experiments/recipe_ablation.py; nothing ships with them).
+    model.neighbour_rows = 0  # B > 1: rows s-1..s-k at columns i, i+1 fed directly
+    model.fine_input_scale = 1.0  # weight of the fine byte in the model's inputs
     model.dtype = "float32"  # compute dtype: float32, bfloat16, float16 (CPU: float32)
     model.param_dtype = "float32"  # parameter dtype
 
@@ -71,6 +72,7 @@ def get_config():
     train.vocode_seconds = 2.0  # length of that dev clip
     train.tensorboard = True  # TensorBoard events in the workdir (summaries.py)
     train.nonfinite = "stop"  # non-finite loss or gradient: "stop" or "skip"
+    # Experimental (rows of experiments/recipe_ablation.py; nothing ships with them).
     train.input_noise = (0.0, 0.0)  # (low, high) sigma of input noise, int16 steps
     train.input_noise_start = 0  # first step with input noise
     train.carry_state = False  # consecutive crops per batch slot carry the state
