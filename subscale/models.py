@@ -281,10 +281,10 @@ def upsample(frame_cond, utterance, times, hop_length, frame_offset=0):
 
 
 @functools.lru_cache(maxsize=32)
-def interpolation_matrix(t, frames, hop_length, factor=1):
+def interpolation_matrix(t, frames, hop_length):
     """`upsample` of samples 0 .. t - 1 as a matrix: [t, frames] numpy, two
-    weights per row, rows in folded order (row s, column i: time B i + s)."""
-    times = np.arange(t).reshape(-1, factor).T.reshape(-1)
+    weights per row."""
+    times = np.arange(t)
     frac = (times % hop_length + 0.5) / hop_length + 0.5
     step = np.floor(frac)
     lo = np.clip(times // hop_length + step.astype(np.int64), 0, frames - 2)
@@ -294,6 +294,18 @@ def interpolation_matrix(t, frames, hop_length, factor=1):
     np.add.at(matrix, (rows, lo), 1.0 - w)
     np.add.at(matrix, (rows, lo + 1), w)
     return matrix
+
+
+def _time_major(x):
+    """[b, B, n, ...] (crop, row, column) -> [n, B, b, ...]; for an array of
+    original time order [b, t], fold it first (`folding.fold`)."""
+    return jnp.swapaxes(x, 0, 2)
+
+
+def _unfold_time_major(x):
+    """[n, B, b, ...] -> [b, t, ...] in original time order (t = B i + s)."""
+    n, factor, b = x.shape[:3]
+    return jnp.moveaxis(x.reshape((n * factor, b) + x.shape[3:]), 1, 0)
 
 
 class MelConditioner(nn.Module):
@@ -528,26 +540,25 @@ class WaveRNNCell(nn.Module):
         )
 
     def run(self, ih, coarse_scaled, h0):
-        """Teacher-forced recurrence over columns.
+        """Teacher-forced recurrence over columns, time-major.
 
         Args:
-          ih: [r, n, 3, H] input projections (without c_t).
-          coarse_scaled: [r, n] the current coarse value c_t of each position.
+          ih: [n, r, 3, H] input projections (without c_t).
+          coarse_scaled: [n, r] the current coarse value c_t of each position.
           h0: [r, H] initial state.
 
         Returns:
-          [r, n, H] states.
+          [n, r, H] states.
         """
         half = self.cfg.hidden_size // 2
         ih = ih.at[..., half:].add(self.coarse_input(coarse_scaled))
         dtype = self.cfg.dtype
-        states = gru_scan(
+        return gru_scan(
             self.R.astype(dtype),
             self.R_bias.astype(dtype),
-            ih.swapaxes(0, 1).astype(dtype),
+            ih.astype(dtype),
             h0.astype(dtype),
         )
-        return states.swapaxes(0, 1)
 
 
 class SubscaleWaveRNN(nn.Module):
@@ -628,10 +639,11 @@ class SubscaleWaveRNN(nn.Module):
         logits_c, logits_f, final = self._folded_logits(
             samples, mel, valid, inputs, margins, inputs_valid, initial_state
         )
+        coarse, fine, valid = (_time_major(x) for x in (coarse, fine, valid))
         log_c, log_f = distribution.log_prob(
             logits_c, logits_f, coarse, fine, self.cfg.tail_mass
         )
-        unfold = lambda x: folding.unfold(x * valid, axis=1)  # noqa: E731
+        unfold = lambda x: _unfold_time_major(x * valid)  # noqa: E731
         return unfold(log_c), unfold(log_f), final
 
     def logits(
@@ -642,7 +654,7 @@ class SubscaleWaveRNN(nn.Module):
         logits_c, logits_f, _ = self._folded_logits(
             samples, mel, valid, inputs, margins, inputs_valid
         )
-        return folding.unfold(logits_c, axis=1), folding.unfold(logits_f, axis=1)
+        return _unfold_time_major(logits_c), _unfold_time_major(logits_f)
 
     def _targets(self, samples, lengths):
         """Folded coarse and fine classes and the validity mask, each [b, B, n]."""
@@ -680,41 +692,55 @@ class SubscaleWaveRNN(nn.Module):
         prev = jax.lax.dynamic_slice_in_dim(
             jnp.pad(grid, ((0, 0), (0, 0), (1, 0), (0, 0))), left, n, axis=2
         )
-        # Projected per frame, then interpolated by one small product with a
-        # static [t, frames] matrix, in folded order (the sampler interpolates
-        # the same projected frames one sample at a time).
+        # The recurrence runs time-major ([n, B, b, ...]: column, row, crop), so
+        # the large [.., 3H] and [.., H] tensors are made in the order the scan
+        # reads them and are never transposed; only the narrow inputs are.
+        # The mel conditioning is projected per frame, then interpolated by one
+        # small product with a static [t, frames] matrix (the sampler
+        # interpolates the same projected frames one sample at a time).
         frame_ih = self.cell.cond_projection(self.conditioner(mel))
-        weights = interpolation_matrix(t, frame_ih.shape[1], cfg.hop_length, factor)
+        weights = interpolation_matrix(t, frame_ih.shape[1], cfg.hop_length)
         cond_ih = jnp.einsum(
-            "tm,bmc->btc", weights.astype(frame_ih.dtype), frame_ih
-        ).reshape(b, factor, n, -1)
+            "tm,bmc->tbc", weights.astype(frame_ih.dtype), frame_ih
+        ).reshape(n, factor, b, -1)
         context = self.context(grid, margins) if cfg.has_context else None
         prediction = None
         if cfg.lp_order:
-            prediction = self._prediction(inputs, crop_valid, mel, left, t)
+            prediction = _time_major(
+                self._prediction(inputs, crop_valid, mel, left, t)
+            )
+        neighbours = self._neighbours(grid, left, n)
         ih = self.cell.input_projection(
-            prev, cond_ih, context, self._neighbours(grid, left, n), prediction
+            _time_major(prev),
+            cond_ih,
+            None if context is None else _time_major(context),
+            None if neighbours is None else _time_major(neighbours),
+            prediction,
         )
         h = cfg.hidden_size
-        target_coarse = audio.scale(folding.fold(audio.split(samples)[0], factor, 1))
+        rows = factor * b
+        coarse_class = _time_major(folding.fold(audio.split(samples)[0], factor, 1))
+        target_coarse = audio.scale(coarse_class) * _time_major(valid)
         if initial_state is None:
             initial_state = jnp.zeros((b * factor, h), cfg.dtype)
+        # Rows in (s, crop) order for the scan; [b * B, H] in (crop, s) outside.
+        initial_state = initial_state.reshape(b, factor, h).swapaxes(0, 1)
         states = self.cell.run(
-            ih.reshape(b * factor, n, 3, h),
-            (target_coarse * valid).reshape(b * factor, n),
-            initial_state.astype(cfg.dtype),
-        ).reshape(b, factor, n, h)
+            ih.reshape(n, rows, 3, h),
+            target_coarse.reshape(n, rows),
+            initial_state.reshape(rows, h).astype(cfg.dtype),
+        ).reshape(n, factor, b, h)
+        final = states[-1].swapaxes(0, 1).reshape(b * factor, h)
         half = h // 2
         y_coarse, y_fine = states[..., :half], states[..., half:]
         coarse_logits = self.cell.coarse_logits(y_coarse)
         fine_logits = self.cell.fine_logits(y_fine)
         if cfg.lp_prior:
-            coarse_class = folding.fold(audio.split(samples)[0], factor, 1)
             coarse_logits = coarse_logits + self.cell.coarse_prior(y_coarse, prediction)
             fine_logits = fine_logits + self.cell.fine_prior(
                 y_fine, prediction, coarse_class
             )
-        return coarse_logits, fine_logits, states[:, :, -1].reshape(b * factor, h)
+        return coarse_logits, fine_logits, final
 
     def _prediction(self, inputs, grid_valid, mel, left, t):
         """The linear prediction of every crop sample from the samples its
