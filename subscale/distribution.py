@@ -65,8 +65,12 @@ FINE_OFFSETS = np.arange(NUM_CLASSES)
 # Interval edges: coarse class c covers values [256 c - 1/2, 256 c + 255 + 1/2)
 # steps from -32768; the outermost edges reach far beyond full scale.
 _FAR = 1.0e4
-_COARSE_LO = np.concatenate([[-_FAR], (np.arange(1, 256) * 256 - 0.5) * _STEP - 1.0])
-_COARSE_HI = np.concatenate([(np.arange(1, 256) * 256 - 0.5) * _STEP - 1.0, [_FAR]])
+# The same in int16 steps (x = 256 c + f - 32768), exact in float32.
+_FAR_STEPS = _FAR * 32768.0
+_COARSE_EDGES = np.concatenate(
+    [[-_FAR_STEPS], np.arange(1, 256) * 256 - 32768.5, [_FAR_STEPS]]
+).astype(np.float32)
+_FINE_EDGE_OFFSETS = (np.arange(NUM_CLASSES + 1) - 0.5).astype(np.float32)
 
 
 def soft_clamp(x, lo, hi):
@@ -100,6 +104,38 @@ def logistic_log_mass(lo, hi, mean, log_scale):
     return jax.nn.log_sigmoid(a) + jax.nn.log_sigmoid(-b) + _log1mexp((hi - lo) * inv)
 
 
+def _adjacent_log_masses(edges, mean, log_scale, width):
+    """`logistic_log_mass` of K adjacent intervals [edge_k, edge_k+1), each
+    `width` wide but the first and last, which may be open (an edge at or
+    beyond -+_FAR_STEPS): one log-sigmoid per shared edge and one
+    log(1 - e^-x) per row, not three transcendentals per interval (log
+    sigmoid(-z) is log sigmoid(z) - z). Edges and mean are in int16 steps,
+    where the edges are exact and equally spaced in float32, so the masses sum
+    to one.
+
+    Args:
+      edges: [..., K + 1] increasing, in steps.
+      mean: [..., 1] in steps.
+      log_scale: [..., 1] the log scale in [-1, 1] units.
+      width: the inner intervals' width in steps (static).
+
+    Returns:
+      [..., K].
+    """
+    inv = jnp.exp(-log_scale) * _STEP  # 1 / scale, per step
+    z = (edges - mean) * inv
+    log_sig = jax.nn.log_sigmoid(z)
+    gap = jnp.broadcast_to(_log1mexp(width * inv), z[..., 1:].shape)
+    position = np.arange(edges.shape[-1] - 1)
+    open_end = ((position == 0) & (edges[..., :1] <= -_FAR_STEPS)) | (
+        (position == position[-1]) & (edges[..., -1:] >= _FAR_STEPS)
+    )
+    gap = jnp.where(open_end, 0.0, gap)
+    # log sigmoid(-z) first: z is huge at an open end, and adding it to the
+    # other terms before it cancels would round them away.
+    return log_sig[..., 1:] + (log_sig[..., :-1] - z[..., :-1]) + gap
+
+
 def fine_values(coarse):
     """The 256 fine classes' values given coarse classes: int [...] -> [..., 256]."""
     return (coarse[..., None] * NUM_CLASSES + FINE_OFFSETS) * _STEP - 1.0
@@ -127,12 +163,20 @@ def prior_logits(kind, part, prediction, log_scale, coarse=None):
         z = (values - prediction) * jnp.exp(-log_sigma)
         return -0.5 * z * z
     log_scale = soft_clamp(log_scale, *LOG_SCALE_RANGE)
+    mean = prediction * 32768.0  # in steps, as the edges
     if part == 0:
-        return logistic_log_mass(_COARSE_LO, _COARSE_HI, prediction, log_scale)
-    values = fine_values(coarse)
-    lo = jnp.where(values <= -1.0, -_FAR, values - 0.5 * _STEP)
-    hi = jnp.where(values >= 1.0 - 1.5 * _STEP, _FAR, values + 0.5 * _STEP)
-    return logistic_log_mass(lo, hi, prediction, log_scale)
+        return _adjacent_log_masses(_COARSE_EDGES, mean, log_scale, NUM_CLASSES)
+    # The fine classes of coarse class c cover steps 256 c - 32768 - 1/2 ..
+    # 256 c - 32768 + 255 + 1/2; the lowest and highest of all 65,536 are open.
+    first = coarse[..., None] * NUM_CLASSES - 32768
+    edges = (first + _FINE_EDGE_OFFSETS).astype(jnp.float32)
+    edges = jnp.where((_FINE_EDGE_OFFSETS < 0) & (first == -32768), -_FAR_STEPS, edges)
+    edges = jnp.where(
+        (_FINE_EDGE_OFFSETS > NUM_CLASSES - 1) & (first == 32768 - NUM_CLASSES),
+        _FAR_STEPS,
+        edges,
+    )
+    return _adjacent_log_masses(edges, mean, log_scale, 1.0)
 
 
 def log_prob(coarse_logits, fine_logits, coarse, fine, tail_mass=0.0):
