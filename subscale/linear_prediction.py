@@ -128,4 +128,22 @@ def coefficients(cfg, log_mel):
     system = r[..., np.abs(d[:, :, None] - d[:, None, :])]  # [..., f, B, K, K]
     system = system + NOISE_FLOOR * np.eye(d.shape[1], dtype=np.float32)
     target = r[..., np.abs(d)]  # [..., f, B, K]
-    return jnp.linalg.solve(system, target[..., None])[..., 0]
+    return solve_positive_definite(system, target)
+
+
+def solve_positive_definite(system, target):
+    """x with system x = target, for many small symmetric positive definite
+    systems: [..., K, K], [..., K] -> [..., K].
+
+    Gaussian elimination without pivoting (stable for positive definite
+    matrices), unrolled over the K pivots and vectorised over the batch: a
+    generic batched LU solves thousands of 16 x 16 systems one small LAPACK
+    call at a time, which took a tenth of a training step.
+    """
+    a = jnp.concatenate([system, target[..., None]], axis=-1)  # [..., K, K + 1]
+    k = system.shape[-1]
+    for i in range(k):
+        pivot = a[..., i : i + 1, :] / a[..., i : i + 1, i : i + 1]
+        a = a - a[..., :, i : i + 1] * pivot
+        a = a.at[..., i : i + 1, :].set(pivot)
+    return a[..., :, k]

@@ -438,6 +438,39 @@ class ContextNet(nn.Module):
         return self.mix_rows(by_offset, rows)
 
 
+class Linear(nn.Module):
+    """`nn.Dense` (the same parameters, initialisers and paths) whose kernel
+    and bias can also be read, so that the training forward multiplies all
+    the cell's inputs by their kernels stacked into one matrix."""
+
+    features: int
+    use_bias: bool = True
+    dtype: str = "float32"
+    param_dtype: str = "float32"
+
+    @nn.compact
+    def weights(self, in_features):
+        """(kernel [in, features], bias [features] or None) in `dtype`."""
+        kernel = self.param(
+            "kernel",
+            nn.initializers.lecun_normal(),
+            (in_features, self.features),
+            self.param_dtype,
+        )
+        bias = None
+        if self.use_bias:
+            bias = self.param(
+                "bias", nn.initializers.zeros, (self.features,), self.param_dtype
+            )
+            bias = bias.astype(self.dtype)
+        return kernel.astype(self.dtype), bias
+
+    def __call__(self, x):
+        kernel, bias = self.weights(x.shape[-1])
+        y = jnp.dot(x.astype(self.dtype), kernel)
+        return y if bias is None else y + bias
+
+
 class WaveRNNCell(nn.Module):
     """The WaveRNN cell: recurrent matmul R, masked input, dual softmax heads."""
 
@@ -453,14 +486,14 @@ class WaveRNNCell(nn.Module):
         self.R_bias = self.param(
             "R_bias", nn.initializers.zeros, (3 * h,), cfg.param_dtype
         )
-        self.I = nn.Dense(3 * h, **kw)
-        self.I_cond = nn.Dense(3 * h, use_bias=False, **kw)
+        self.I = Linear(3 * h, **kw)
+        self.I_cond = Linear(3 * h, use_bias=False, **kw)
         if cfg.has_context:
-            self.I_context = nn.Dense(3 * h, use_bias=False, **kw)
+            self.I_context = Linear(3 * h, use_bias=False, **kw)
         if cfg.neighbour_offsets:
-            self.I_neighbours = nn.Dense(3 * h, use_bias=False, **kw)
+            self.I_neighbours = Linear(3 * h, use_bias=False, **kw)
         if cfg.lp_order:
-            self.I_lp = nn.Dense(3 * h, use_bias=False, **kw)
+            self.I_lp = Linear(3 * h, use_bias=False, **kw)
         self.I_coarse = self.param(
             "I_coarse", nn.initializers.normal(0.5), (3, h // 2), cfg.param_dtype
         )
@@ -503,6 +536,45 @@ class WaveRNNCell(nn.Module):
             ih = ih + self.I_neighbours(neighbours.astype(self.cfg.dtype))
         return ih.reshape(ih.shape[:-1] + (3, self.cfg.hidden_size))
 
+    def stacked_input_projection(
+        self, prev, coarse_scaled, cond, context=None, neighbours=None, prediction=None
+    ):
+        """Every input contribution to the gates, c_t included, as one product
+        (training): [prev, c_t, cond, prediction, context, neighbours] times
+        the kernels of I, I*, I_cond, I_lp, I_context and I_neighbours stacked
+        into one matrix, so the [.., 3H] result is written once. Equals
+        `input_projection(prev, cond_projection(cond), ...)` plus
+        `coarse_input(c_t)` on the fine halves.
+
+        Args:
+          prev: [..., 2]; coarse_scaled: [...] the current coarse value c_t;
+          cond: [..., cond_channels] the upsampled mel conditioning; context,
+          neighbours, prediction: as for `input_projection`.
+
+        Returns:
+          [..., 3, H].
+        """
+        cfg = self.cfg
+        h = cfg.hidden_size
+        kernel, bias = self.I.weights(2)
+        # I* feeds c_t into the fine half of each gate only.
+        coarse_row = jnp.concatenate(
+            [jnp.zeros((3, h // 2), cfg.dtype), self.I_coarse.astype(cfg.dtype)], -1
+        ).reshape(1, 3 * h)
+        inputs = [prev, coarse_scaled[..., None], cond]
+        kernels = [kernel, coarse_row, self.I_cond.weights(cond.shape[-1])[0]]
+        for x, layer in (
+            (prediction, "I_lp"),
+            (context, "I_context"),
+            (neighbours, "I_neighbours"),
+        ):
+            if x is not None:
+                inputs.append(x)
+                kernels.append(getattr(self, layer).weights(x.shape[-1])[0])
+        x = jnp.concatenate([v.astype(cfg.dtype) for v in inputs], axis=-1)
+        ih = jnp.dot(x, jnp.concatenate(kernels, axis=0)) + bias
+        return ih.reshape(ih.shape[:-1] + (3, h))
+
     def cond_projection(self, cond):
         """I_cond c: [..., cond_channels] -> [..., 3H]. Linear, so projecting frame
         features and then interpolating equals interpolating and projecting."""
@@ -539,19 +611,17 @@ class WaveRNNCell(nn.Module):
             self.cfg.prior, 1, prediction, log_scale, coarse
         )
 
-    def run(self, ih, coarse_scaled, h0):
+    def run(self, ih, h0):
         """Teacher-forced recurrence over columns, time-major.
 
         Args:
-          ih: [n, r, 3, H] input projections (without c_t).
-          coarse_scaled: [n, r] the current coarse value c_t of each position.
+          ih: [n, r, 3, H] input contributions, c_t's included
+            (`stacked_input_projection`).
           h0: [r, H] initial state.
 
         Returns:
           [n, r, H] states.
         """
-        half = self.cfg.hidden_size // 2
-        ih = ih.at[..., half:].add(self.coarse_input(coarse_scaled))
         dtype = self.cfg.dtype
         return gru_scan(
             self.R.astype(dtype),
@@ -695,13 +765,14 @@ class SubscaleWaveRNN(nn.Module):
         # The recurrence runs time-major ([n, B, b, ...]: column, row, crop), so
         # the large [.., 3H] and [.., H] tensors are made in the order the scan
         # reads them and are never transposed; only the narrow inputs are.
-        # The mel conditioning is projected per frame, then interpolated by one
-        # small product with a static [t, frames] matrix (the sampler
-        # interpolates the same projected frames one sample at a time).
-        frame_ih = self.cell.cond_projection(self.conditioner(mel))
-        weights = interpolation_matrix(t, frame_ih.shape[1], cfg.hop_length)
-        cond_ih = jnp.einsum(
-            "tm,bmc->tbc", weights.astype(frame_ih.dtype), frame_ih
+        # The mel conditioning is interpolated per sample by one small product
+        # with a static [t, frames] matrix and enters the one input product
+        # (the sampler projects frames and interpolates the projections, the
+        # same linear map in the other order).
+        features = self.conditioner(mel)
+        weights = interpolation_matrix(t, features.shape[1], cfg.hop_length)
+        cond = jnp.einsum(
+            "tm,bmc->tbc", weights.astype(features.dtype), features
         ).reshape(n, factor, b, -1)
         context = self.context(grid, margins) if cfg.has_context else None
         prediction = None
@@ -710,25 +781,23 @@ class SubscaleWaveRNN(nn.Module):
                 self._prediction(inputs, crop_valid, mel, left, t)
             )
         neighbours = self._neighbours(grid, left, n)
-        ih = self.cell.input_projection(
+        h = cfg.hidden_size
+        rows = factor * b
+        coarse_class = _time_major(folding.fold(audio.split(samples)[0], factor, 1))
+        ih = self.cell.stacked_input_projection(
             _time_major(prev),
-            cond_ih,
+            audio.scale(coarse_class) * _time_major(valid),
+            cond,
             None if context is None else _time_major(context),
             None if neighbours is None else _time_major(neighbours),
             prediction,
         )
-        h = cfg.hidden_size
-        rows = factor * b
-        coarse_class = _time_major(folding.fold(audio.split(samples)[0], factor, 1))
-        target_coarse = audio.scale(coarse_class) * _time_major(valid)
         if initial_state is None:
             initial_state = jnp.zeros((b * factor, h), cfg.dtype)
         # Rows in (s, crop) order for the scan; [b * B, H] in (crop, s) outside.
         initial_state = initial_state.reshape(b, factor, h).swapaxes(0, 1)
         states = self.cell.run(
-            ih.reshape(n, rows, 3, h),
-            target_coarse.reshape(n, rows),
-            initial_state.reshape(rows, h).astype(cfg.dtype),
+            ih.reshape(n, rows, 3, h), initial_state.reshape(rows, h).astype(cfg.dtype)
         ).reshape(n, factor, b, h)
         final = states[-1].swapaxes(0, 1).reshape(b * factor, h)
         half = h // 2
