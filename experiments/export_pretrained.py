@@ -35,6 +35,7 @@ from experiments import compare
 from experiments import lpc_reference
 from subscale import audio
 from subscale import baselines
+from subscale import checkpointing
 from subscale import evaluation
 from subscale import input_pipeline
 from subscale import pretrained
@@ -45,7 +46,11 @@ RESULTS = "experiments/results"
 # (metrics.jsonl key, column title, decimals) of the learning curve.
 CURVE_COLUMNS = (
     ("dev_bits", "dev NLL", 3),
+    ("dev_worst_bits", "worst sample", 1),
     ("dev_log_mel_db", "log-mel dB", 2),
+    ("dev_bias_low_db", "low +dB", 1),
+    ("dev_bias_mid_db", "mid +dB", 1),
+    ("dev_bias_high_db", "high +dB", 1),
     ("dev_loudness_corr", "loudness r", 3),
     ("dev_quiet_excess_db", "quiet +dB", 1),
     ("dev_stoi", "STOI", 3),
@@ -61,6 +66,11 @@ def define_flags():
     flags.DEFINE_bool("export", True, "Write the weights into the package.")
     flags.DEFINE_bool("score", True, "Score the packaged model and Griffin-Lim.")
     flags.DEFINE_integer("clips", 8, "Free-running dev clips.")
+    flags.DEFINE_string(
+        "curve",
+        "learning_curve",
+        "Name of the learning-curve files (.jsonl, .md, .png) in the results.",
+    )
     flags.DEFINE_float("clip_seconds", 3.0, "Seconds per clip.")
     flags.mark_flag_as_required("workdir")
 
@@ -193,23 +203,45 @@ def curve_markdown(points, spent, name, command):
     return "\n".join(lines) + "\n"
 
 
-def curve_plot(points, path):
-    fig = figure.Figure(figsize=(10, 3.2))
-    axes = fig.subplots(1, 3)
-    steps = [p["step"] for p in points]
-    for ax, (key, title) in zip(
-        axes,
+def curve_plot(points, path, samples_per_step=None):
+    """Dev NLL (mean and worst sample), log-mel distance with its per-band
+    bias, STOI and PESQ, and loudness correlation against trained samples
+    (or steps) and, on the top axis, CPU-hours."""
+    fig = figure.Figure(figsize=(13, 3.4))
+    axes = fig.subplots(1, 4)
+    scale = samples_per_step or 1
+    x = [p["step"] * scale / (1e6 if samples_per_step else 1) for p in points]
+    label = "trained samples (millions)" if samples_per_step else "step"
+    panels = (
+        ("NLL (bits)", (("dev_bits", "mean"), ("dev_worst_bits", "worst / 4"))),
         (
-            ("dev_bits", "dev NLL (bits)"),
-            ("dev_log_mel_db", "log-mel distance (dB)"),
-            ("dev_stoi", "STOI"),
+            "log-mel (dB)",
+            (
+                ("dev_log_mel_db", "distance"),
+                ("dev_bias_low_db", "bias, low third"),
+                ("dev_bias_mid_db", "bias, mid third"),
+                ("dev_bias_high_db", "bias, high third"),
+            ),
         ),
-        strict=True,
-    ):
-        ax.plot(steps, [p.get(key, np.nan) for p in points], marker="o")
-        ax.set_xlabel("step")
+        ("intelligibility", (("dev_stoi", "STOI"), ("dev_pesq", "PESQ / 4.5"))),
+        ("loudness correlation", (("dev_loudness_corr", "r"),)),
+    )
+    divisors = {"dev_worst_bits": 4.0, "dev_pesq": 4.5}
+    for ax, (title, series) in zip(axes, panels, strict=True):
+        for key, name in series:
+            values = [p.get(key, np.nan) / divisors.get(key, 1.0) for p in points]
+            ax.plot(x, values, marker="o", label=name)
+        ax.set_xlabel(label)
         ax.set_title(title)
         ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=7)
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(x[:: max(1, len(x) // 3)])
+        top.set_xticklabels(
+            [f"{p['cpu_hours']:.1f} h" for p in points][:: max(1, len(x) // 3)],
+            fontsize=7,
+        )
     fig.tight_layout()
     common.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
 
@@ -284,18 +316,20 @@ def main(argv):
     command = common.command_line("export_pretrained")
     out = os.path.join(RESULTS, FLAGS.name)
     records = read_metrics(FLAGS.workdir)
-    curve_path = os.path.join(out, "learning_curve.jsonl")
+    curve_path = os.path.join(out, FLAGS.curve + ".jsonl")
     points, before, warm_start = earlier_pieces(FLAGS.workdir, curve_path)
     start = warm_start["step"] if warm_start else 0
     spent = add_costs(before, cost(records, start))
     points += curve(records, (before or {}).get("cpu_hours", 0.0), start)
     common.write_jsonl(curve_path, points)
     common.write_text(
-        os.path.join(out, "learning_curve.md"),
+        os.path.join(out, FLAGS.curve + ".md"),
         curve_markdown(points, spent, FLAGS.name, command),
     )
     if points:
-        curve_plot(points, os.path.join(out, "learning_curve.png"))
+        config = checkpointing.load_config(FLAGS.workdir)
+        per_step = config.train.batch_size * config.data.seq_len
+        curve_plot(points, os.path.join(out, FLAGS.curve + ".png"), per_step)
     dest = os.path.join(pretrained.PACKAGE_DIR, FLAGS.name)
     if FLAGS.export:
         info = pretrained.export(
