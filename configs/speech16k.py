@@ -5,8 +5,8 @@ both softmaxes as logistic bin masses with a uniform tail, pre-emphasis, crop
 context; docs/design.md) at hidden 384, trained on the train split of every
 file in `../shared/data/manifest.csv` (four voices, 129.7 minutes with the dev
 split) for a billion trained samples (80,000 steps of 4 x 3,200), its dev split
-kept out. Hidden 384: B = 16 generation runs about 4x real time on 2 CPU cores
-at this size (BENCHMARKS.md), and the CPU time per trained sample, which grows
+kept out. Hidden 384: B = 16 generation runs about 3x real time on 2 CPU cores
+at this size with the shipped sampling path (BENCHMARKS.md), and the CPU time per trained sample, which grows
 with the square of the size, is what limits reaching the budget on 2 cores.
 
 The budget is reached in pieces of a few hours, each continuing the previous
@@ -29,7 +29,7 @@ from configs import demo_subscale
 def get_config():
     config = demo_subscale.get_config()
     config.data.train_dir = "../shared/data/manifest.csv"  # four voices
-    config.model.hidden_size = 384  # about 4x real time at B = 16 on 2 cores
+    config.model.hidden_size = 384  # about 3x real time at B = 16 on 2 cores
     config.model.cond_channels = 96  # mel conditioning width
     config.train.batch_size = 4  # crops per step: 4 x 3,200 samples
     config.train.num_steps = 80_000  # 1.02 billion trained samples (resumable)
