@@ -5,9 +5,10 @@ both softmaxes as logistic bin masses with a uniform tail, pre-emphasis, crop
 context; docs/design.md) at hidden 384, trained on the train split of every
 file in `../shared/data/manifest.csv` (four voices, 129.7 minutes with the dev
 split) for a billion trained samples (80,000 steps of 4 x 3,200), its dev split
-kept out. Hidden 384: B = 16 generation runs about 3x real time on 2 CPU cores
-at this size with the shipped sampling path (BENCHMARKS.md), and the CPU time per trained sample, which grows
-with the square of the size, is what limits reaching the budget on 2 cores.
+kept out. Hidden 384: B = 16 generation runs about 3x real time on 2 CPU
+cores at this size on the shipped sampling path (BENCHMARKS.md), and the CPU
+time per trained sample, which grows with the square of the size, is what
+limits reaching the budget on 2 cores.
 
 The budget is reached in pieces of a few hours, each continuing the previous
 one exactly (step, schedule, data order, Adam moments) from the resume bundle
