@@ -217,9 +217,7 @@ def step_uniforms(keys, factor, first, count):
     return u.transpose(1, 0, 2, 3).reshape(count, -1, 2)
 
 
-def make_step(
-    model, params, plan, shaping, noise, with_log_probs=True, sparse_layouts=None
-):
+def make_step(model, params, plan, shaping, with_log_probs=True, sparse_layouts=None):
     """The scan body: (carry, (t, u)) -> (carry, (int16 samples [R], log-probs)).
 
     Without `with_log_probs` the second output is empty, which saves two
@@ -343,7 +341,6 @@ def run_steps(
     first,
     count,
     shaping,
-    noise,
     with_log_probs=True,
     sparse_layouts=None,
 ):
@@ -351,9 +348,7 @@ def run_steps(
 
     `shaping` is a `Shaping` (temperatures and probability floor).
     """
-    step = make_step(
-        model, params, plan, shaping, noise, with_log_probs, sparse_layouts
-    )
+    step = make_step(model, params, plan, shaping, with_log_probs, sparse_layouts)
     ts = first + jnp.arange(count)
     u = step_uniforms(plan.keys, model.cfg.subscale_factor, first, count)
     carry, (samples, log_p) = jax.lax.scan(step, carry, (ts, u))
@@ -428,6 +423,7 @@ def generate(
       temperature 1, of the samples the model drew: before de-emphasis when the
       model has `pre_emphasis`); zero past each length.
     """
+    check_noise(noise)
     if lengths is None:
         lengths = jnp.full((mel.shape[0],), mel.shape[1], jnp.int32)
     if shaping is None:
@@ -443,7 +439,6 @@ def generate(
         0,
         plan.steps,
         shaping,
-        noise,
         with_log_probs,
         sparse_layouts,
     )
@@ -491,6 +486,7 @@ def generate_stream(
     cfg = model.cfg
     factor, hop = cfg.subscale_factor, cfg.hop_length
     check_chunk_frames(chunk_frames, hop, factor)
+    check_noise(noise)
     if shaping is None:
         shaping = Shaping.make()
     frames = mel.shape[0]
@@ -504,7 +500,7 @@ def generate_stream(
     window = min(frames + 2, -(-factor * (chunk_steps + lag) // hop) + 4)
     run = jax.jit(
         functools.partial(
-            _stream_chunk, model, chunk_steps, lag, window, noise, sparse_layouts
+            _stream_chunk, model, chunk_steps, lag, window, sparse_layouts
         )
     )
     emphasis = jax.jit(functools.partial(de_emphasis, coeff=cfg.pre_emphasis))
@@ -549,12 +545,18 @@ def check_chunk_frames(chunk_frames, hop_length, factor):
 check_shaping = distribution.check_shaping
 
 
+def check_noise(noise):
+    """Raises ValueError unless `noise` is one of NOISE_KINDS (`sampling.noise`
+    is kept for old configs and callers; one kind is left)."""
+    if noise not in NOISE_KINDS:
+        raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
+
+
 def _stream_chunk(
     model,
     count,
     lag,
     window,
-    noise,
     sparse_layouts,
     params,
     padded,
@@ -582,7 +584,6 @@ def _stream_chunk(
         first,
         count,
         shaping,
-        noise,
         with_log_probs=False,
         sparse_layouts=sparse_layouts,
     )
@@ -616,8 +617,7 @@ def make_sample_fn(
     pruned params) the products with those matrices skip their zero blocks; the
     layouts must describe the params the function is given.
     """
-    if noise not in NOISE_KINDS:
-        raise ValueError(f"sampling.noise must be one of {NOISE_KINDS}, got {noise!r}")
+    check_noise(noise)
     check_shaping(temperature, coarse_temperature, prob_floor)
     model = models.SubscaleWaveRNN(model_cfg)
 
