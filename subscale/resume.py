@@ -89,7 +89,7 @@ def write(path, state, config, workdir=None, moments="bfloat16", cost=None):
         cost=cost or {},
     )
     writes = {
-        os.path.join(path, STATE_FILE): lambda tmp: np.savez(tmp, **arrays),
+        os.path.join(path, STATE_FILE): lambda tmp: np.savez_compressed(tmp, **arrays),
         os.path.join(path, INFO_FILE): files.text_writer(
             json.dumps(info, indent=1, default=list) + "\n"
         ),
