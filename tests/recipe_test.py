@@ -114,7 +114,9 @@ def test_train_equals_sample_with_pre_emphasis():
     "factor,horizon,lookback,rows,scale",
     [
         (1, 0, 0, 0, 0.05),
-        (4, 2, 3, 2, 1.0),
+        # Experimental options (nothing ships with them): the larger cases
+        # run with -m slow.
+        pytest.param(4, 2, 3, 2, 1.0, marks=pytest.mark.slow),
         pytest.param(16, 1, 2, 2, 0.1, marks=pytest.mark.slow),
         pytest.param(4, 0, 1, 1, 1.0, marks=pytest.mark.slow),
     ],
@@ -129,7 +131,7 @@ def test_train_equals_sample_with_neighbours(factor, horizon, lookback, rows, sc
 
 @pytest.mark.parametrize(
     "factor,horizon,lookback,rows,length",
-    [pytest.param(4, 2, 3, 2, 64, marks=pytest.mark.slow), (16, 1, 2, 2, 128)],
+    [(4, 2, 3, 2, 64), pytest.param(16, 1, 2, 2, 128, marks=pytest.mark.slow)],
 )
 def test_exact_dependencies_with_neighbours(factor, horizon, lookback, rows, length):
     _, model, params, samples, _, padded = recipe_setup(
@@ -439,6 +441,7 @@ def test_carried_state_continues_the_recurrence():
     np.testing.assert_allclose(c2 + f2, full[:, half:], atol=2e-5, rtol=1e-5)
 
 
+@pytest.mark.slow  # an experimental option (train.carry_state)
 def test_carry_state_training_resumes_exactly(tmp_path):
     from configs import tiny
     from subscale import checkpointing
