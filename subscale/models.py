@@ -21,8 +21,9 @@ Each gate's H units are [coarse half | fine half]; I* (parameter `I_coarse`,
 [3, H/2]) feeds c_t only into the fine half of each gate, so the coarse half
 y_c never sees c_t. P(c_t) = softmax(O2 relu(O1 y_c)) and
 P(f_t | c_t) = softmax(O4 relu(O3 y_f)). `gru_update` is the one step function:
-training applies it to whole states with c_t teacher-forced, the sampler
-applies it to the coarse half, samples c_t, then to the fine half.
+training applies it to whole states with c_t teacher-forced (`gru_scan`, which
+adds a hand-written gradient), the sampler applies it to the coarse half,
+samples c_t, then to the fine half.
 
 Mel conditioning (our design, docs/design.md, "The paper's model"): log-mel frames are
 normalised, passed through two VALID convolutions over frames (kernel 3, ReLU)
@@ -160,21 +161,24 @@ class ModelConfig:
         return jnp.stack([audio.scale(coarse), fine], axis=-1)
 
 
-def gru_update(h, rh, ih):
+def gru_update(h, rh, ih, with_gates=False):
     """The WaveRNN recurrence on any slice of the state.
 
     Args:
       h: previous state [..., k].
       rh: R h + R_bias for the same units, [..., 3, k] (u, r, e gates).
       ih: input contributions (I x, plus I* c_t where it applies), [..., 3, k].
+      with_gates: also return the gates (u, r, e), which the gradient of
+        `gru_scan` reuses.
 
     Returns:
-      The new state [..., k].
+      The new state [..., k] (and the gates, each [..., k]).
     """
     u = jax.nn.sigmoid(rh[..., 0, :] + ih[..., 0, :])
     r = jax.nn.sigmoid(rh[..., 1, :] + ih[..., 1, :])
     e = jnp.tanh(r * rh[..., 2, :] + ih[..., 2, :])
-    return u * h + (1.0 - u) * e
+    new = u * h + (1.0 - u) * e
+    return (new, (u, r, e)) if with_gates else new
 
 
 def _gru_scan_forward(R, R_bias, ih, h0):
@@ -186,10 +190,7 @@ def _gru_scan_forward(R, R_bias, ih, h0):
 
     def step(h, ih_t):
         rh = (jnp.dot(h, R) + R_bias).reshape(h.shape[:-1] + (3, hidden))
-        u = jax.nn.sigmoid(rh[..., 0, :] + ih_t[..., 0, :])
-        r = jax.nn.sigmoid(rh[..., 1, :] + ih_t[..., 1, :])
-        e = jnp.tanh(r * rh[..., 2, :] + ih_t[..., 2, :])
-        h = u * h + (1.0 - u) * e
+        h, (u, r, e) = gru_update(h, rh, ih_t, with_gates=True)
         return h, (h, u, r, e, rh[..., 2, :])
 
     _, (states, *gates) = jax.lax.scan(step, h0, ih)
