@@ -192,8 +192,9 @@ def load_config(workdir):
     return config
 
 
-# Fields that matter only while another is on.
-_ONLY_WITH = {"model.prior": "model.lp_prior"}
+# Fields that matter only while another is on: the prior's shape without
+# the prior changes nothing.
+_ONLY_WITH = {"model.prior": ("model", "lp_prior")}
 
 
 def check_compatible(saved, config, workdir):
@@ -203,7 +204,7 @@ def check_compatible(saved, config, workdir):
         old = saved[group].get(name) if group in saved else None
         new = config[group][name]
         switch = _ONLY_WITH.get(field)
-        if switch and not config[switch.split(".")[0]][switch.split(".")[1]]:
+        if switch and not config[switch[0]][switch[1]]:
             continue
         if old is not None and old != new:
             raise errors.SubscaleError(

@@ -89,27 +89,14 @@ def _log1mexp(x):
     )
 
 
-def logistic_log_mass(lo, hi, mean, log_scale):
-    """log P(lo <= x < hi) under a logistic(mean, exp(log_scale)), stably:
-    sigmoid(a) - sigmoid(b) = sigmoid(a) sigmoid(-b) (1 - exp(b - a)).
-
-    Args:
-      lo, hi: interval edges, broadcastable, hi > lo.
-      mean: the centre, broadcastable.
-      log_scale: the log scale, broadcastable.
-    """
-    inv = jnp.exp(-log_scale)
-    a = (hi - mean) * inv
-    b = (lo - mean) * inv
-    return jax.nn.log_sigmoid(a) + jax.nn.log_sigmoid(-b) + _log1mexp((hi - lo) * inv)
-
-
 def _adjacent_log_masses(edges, mean, log_scale, width):
-    """`logistic_log_mass` of K adjacent intervals [edge_k, edge_k+1), each
-    `width` wide but the first and last, which may be open (an edge at or
-    beyond -+_FAR_STEPS): one log-sigmoid per shared edge and one
-    log(1 - e^-x) per row, not three transcendentals per interval (log
-    sigmoid(-z) is log sigmoid(z) - z). Edges and mean are in int16 steps,
+    """log P(edge_k <= x < edge_k+1) under a logistic(mean, exp(log_scale))
+    for K adjacent intervals, computed stably as log sigmoid(a) + log
+    sigmoid(-b) + log(1 - e^(b - a)) with a, b the edges in units of the
+    scale around the mean. Each interval is `width` wide but the first and
+    last, which may be open (an edge at or beyond -+_FAR_STEPS): one
+    log-sigmoid per shared edge and one log(1 - e^-x) per row, not three
+    transcendentals per interval (log sigmoid(-z) is log sigmoid(z) - z). Edges and mean are in int16 steps,
     where the edges are exact and equally spaced in float32, so the masses sum
     to one.
 
