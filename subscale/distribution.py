@@ -96,9 +96,9 @@ def _adjacent_log_masses(edges, mean, log_scale, width):
     scale around the mean. Each interval is `width` wide but the first and
     last, which may be open (an edge at or beyond -+_FAR_STEPS): one
     log-sigmoid per shared edge and one log(1 - e^-x) per row, not three
-    transcendentals per interval (log sigmoid(-z) is log sigmoid(z) - z). Edges and mean are in int16 steps,
-    where the edges are exact and equally spaced in float32, so the masses sum
-    to one.
+    transcendentals per interval (log sigmoid(-z) is log sigmoid(z) - z).
+    Edges and mean are in int16 steps, where the edges are exact and equally
+    spaced in float32, so the masses sum to one.
 
     Args:
       edges: [..., K + 1] increasing, in steps.
