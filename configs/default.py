@@ -91,6 +91,8 @@ def get_config():
     sampling.temperature = 1.0  # softmax temperature when sampling
     sampling.coarse_temperature = 0.0  # of the coarse softmax (0 = temperature)
     sampling.prob_floor = 0.0  # subtracted from each probability (LPCNet: 0.002)
+    # Temperature of fully voiced frames (pitch.py), 0 = `temperature` everywhere.
+    sampling.voiced_temperature = 0.0
     sampling.noise = "uniform"  # inverse CDF from pre-drawn uniforms (the one kind)
     sampling.sparse = "auto"  # block-sparse matmuls: "auto", "on" or "off"
 

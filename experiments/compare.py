@@ -25,6 +25,9 @@ from subscale import evaluation
 # (result key, column title, decimals) of the free-running metrics.
 FREE_RUNNING_COLUMNS = (
     ("log_mel_db", "log-mel dB", 2),
+    ("bias_low_db", "bias low", 1),
+    ("bias_mid_db", "bias mid", 1),
+    ("bias_high_db", "bias high", 1),
     ("loudness_corr", "loudness r", 3),
     ("quiet_excess_db", "quiet +dB", 1),
     ("stoi", "STOI", 3),
@@ -33,6 +36,8 @@ FREE_RUNNING_COLUMNS = (
 # (result key, column title, decimals) of the table.
 COLUMNS = (
     ("eval_bits", "NLL", 3),
+    ("worst_bits", "worst", 1),
+    ("over16_share", "over 16", 4),
     ("coarse_bits", "coarse", 3),
     ("fine_bits", "fine", 3),
     ("row0_bits", "row 0", 3),

@@ -27,8 +27,20 @@ Rows (`ROWS`; a row that does not apply to a B is skipped):
 - prior_no_pre_emphasis: combined_prior without pre-emphasis (de-emphasis
   tilts the model's noise towards the low frequencies).
 - combined: the rows named by --combine, together.
-Sampling-only rows reuse the base model: `coarse_t0.7` (coarse temperature
-0.7) and `floor` (probability floor 0.002).
+
+The output-distribution rows (issue 19) start from combined_prior, the recipe
+the demos shipped before it, and change one thing each:
+- gaussian_prior: that recipe as it was: the density of a Gaussian at each
+  class's value, no tail (`model.prior="gaussian"`, `model.tail_mass=0`).
+- bin_mass: the logistic's probability mass of each class instead, no tail.
+- tail: the Gaussian prior with the uniform tail (`model.tail_mass=2^-8`).
+- bounded: bin masses and the tail together (what the demos ship now).
+- mild_pre_emphasis: bounded with pre-emphasis 0.5 instead of 0.85 (less
+  tilt of the model's noise towards low frequencies after de-emphasis).
+Sampling-only rows reuse another row's model (`SAMPLING_ROWS`): `coarse_t0.7`
+(coarse temperature 0.7) and `floor` (probability floor 0.002) on base;
+`t0.6` (temperature 0.6 everywhere) and `voiced_t0.5` (temperature 1 in
+unvoiced frames, 0.5 in voiced ones: `sampling.voiced_temperature`) on bounded.
 
 Outputs under --workdir: `runs/<B>_<row>/` (training workdirs) and `cells/`
 (each row's scores), both ignored by git, so that finished runs and scores are
@@ -41,6 +53,10 @@ Run (from the repository root; each row trains about 9 minutes on 2 CPU cores):
   python -m experiments.recipe_ablation --report_only  # table from scored rows
   python -m experiments.recipe_ablation --factors=1 --rows=base,pre_emphasis \
       --combine=pre_emphasis,crop_context
+  # The output-distribution rows on the four voices of ../shared/data:
+  python -m experiments.recipe_ablation --train_dir=../shared/data/manifest.csv \
+      --workdir=experiments/results/recipe_ablation_19 \
+      --rows=gaussian_prior,bin_mass,tail,bounded,mild_pre_emphasis,t0.6,voiced_t0.5
 """
 
 import dataclasses
@@ -58,6 +74,15 @@ from experiments import common
 from experiments import compare
 from subscale import config_validation
 
+# The recipe the demos shipped before the output-distribution rows.
+_PRIOR_RECIPE = {
+    "model.lp_order": 16,
+    "data.pre_emphasis": 0.85,
+    "data.crop_context": True,
+    "model.lp_prior": True,
+}
+_GAUSSIAN = {"model.prior": "gaussian", "model.tail_mass": 0.0}
+_BOUNDED = {"model.prior": "logistic", "model.tail_mass": 2.0**-8}
 # name: (subscale factors it applies to, {config field: value}); a value that
 # is a function is called with the base config.
 ROWS = {
@@ -99,11 +124,21 @@ ROWS = {
             "train.input_noise_start": lambda c: c.train.num_steps // 2,
         },
     ),
+    "gaussian_prior": ((1, 16), {**_PRIOR_RECIPE, **_GAUSSIAN}),
+    "bin_mass": ((1, 16), {**_PRIOR_RECIPE, **_GAUSSIAN, "model.prior": "logistic"}),
+    "tail": ((1, 16), {**_PRIOR_RECIPE, **_GAUSSIAN, "model.tail_mass": 2.0**-8}),
+    "bounded": ((1, 16), {**_PRIOR_RECIPE, **_BOUNDED}),
+    "mild_pre_emphasis": (
+        (1, 16),
+        {**_PRIOR_RECIPE, **_BOUNDED, "data.pre_emphasis": 0.5},
+    ),
 }
-# Rows that only change how the base model is sampled.
+# Rows that only change how another row's model is sampled:
+# name: (the row whose model they sample, {field of config.sampling: value}).
 SAMPLING_ROWS = {
-    "coarse_t0.7": {"coarse_temperature": 0.7},
-    "floor": {"prob_floor": 0.002},
+    "coarse_t0.7": ("base", {"coarse_temperature": 0.7}),
+    "floor": ("base", {"prob_floor": 0.002}),
+    "t0.6": ("bounded", {"temperature": 0.6}),
 }
 
 
@@ -116,6 +151,7 @@ class Options:
     clips: int = 4
     clip_seconds: float = 2.0
     workdir: str = "experiments/results/recipe_ablation"
+    train_dir: str = ""  # "" = the demo configs' corpus
     quick: bool = False
     report_only: bool = False
 
@@ -148,6 +184,8 @@ def base_config(factor, options):
             config.model[name] = model[name]
         config.model.subscale_factor = factor
         config.data.seq_len = 400 * factor
+    if options.train_dir:
+        config.data.train_dir = options.train_dir
     config.data.cache_dir = os.path.join(options.workdir, "runs", "cache")
     config.train.num_steps = options.num_steps
     config.train.eval_every_steps = options.num_steps
@@ -204,9 +242,10 @@ def plan(options):
 def run_row(factor, row, options):
     """Trains (or reuses) and scores one row; returns its record."""
     if row in SAMPLING_ROWS:
-        workdir = os.path.join(options.workdir, "runs", f"B{factor}_base")
-        config = row_config(factor, "base", options)
-        sampling = SAMPLING_ROWS[row]
+        model_row, sampling = SAMPLING_ROWS[row]
+        workdir = os.path.join(options.workdir, "runs", f"B{factor}_{model_row}")
+        config = row_config(factor, model_row, options)
+        seconds = common.train_to_budget(f"B{factor}_{model_row}", config, workdir)
         overrides = {f"sampling.{k}": v for k, v in sampling.items()}
     else:
         workdir = os.path.join(options.workdir, "runs", f"B{factor}_{row}")
@@ -216,8 +255,6 @@ def run_row(factor, row, options):
             k: (v(base_config(factor, options)) if callable(v) else v)
             for k, v in overrides_of(row, options, factor).items()
         }
-    seconds = None
-    if row not in SAMPLING_ROWS:
         seconds = common.train_to_budget(f"B{factor}_{row}", config, workdir)
     cell = os.path.join(options.workdir, "cells", f"B{factor}_{row}.json")
     key = dict(
@@ -335,6 +372,12 @@ def define_flags():
     flags.DEFINE_integer("clips", None, "Free-running dev clips. [4]; quick [1]")
     flags.DEFINE_float("clip_seconds", None, "Seconds per clip. [2]; quick [0.5]")
     flags.DEFINE_string("workdir", None, "Root folder of the runs and results.")
+    flags.DEFINE_string(
+        "train_dir",
+        None,
+        "Corpus every row trains on (and whose dev split scores it), e.g. "
+        "../shared/data/manifest.csv. [the demo corpus]",
+    )
     flags.DEFINE_bool("quick", False, "Tiny models and a few steps.")
     flags.DEFINE_bool(
         "report_only",
@@ -351,7 +394,14 @@ def options_from_flags():
     for name in ("rows", "combine"):
         if getattr(flag, name):
             given[name] = tuple(getattr(flag, name))
-    for name in ("num_steps", "clips", "clip_seconds", "workdir", "report_only"):
+    for name in (
+        "num_steps",
+        "clips",
+        "clip_seconds",
+        "workdir",
+        "train_dir",
+        "report_only",
+    ):
         if getattr(flag, name) is not None:
             given[name] = getattr(flag, name)
     for name in given.get("rows", ()) + given.get("combine", ()):

@@ -118,22 +118,32 @@ class Vocoder:
             )
         return mel
 
-    def _shaping(self, temperature, coarse_temperature, prob_floor):
+    def _shaping(self, temperature, coarse_temperature, prob_floor, voiced_temperature):
         """The sampling keyword arguments: those given, else the config's."""
         kwargs = evaluation.shaping_kwargs(self.config.sampling)
         given = dict(
             temperature=temperature,
             coarse_temperature=coarse_temperature,
             prob_floor=prob_floor,
+            voiced_temperature=voiced_temperature,
         )
         kwargs.update({k: v for k, v in given.items() if v is not None})
         sampling.check_shaping(
-            kwargs["temperature"], kwargs["coarse_temperature"], kwargs["prob_floor"]
+            kwargs["temperature"],
+            kwargs["coarse_temperature"],
+            kwargs["prob_floor"],
+            voiced_temperature=kwargs["voiced_temperature"],
         )
         return kwargs
 
     def generate(
-        self, mel, seed=0, temperature=None, coarse_temperature=None, prob_floor=None
+        self,
+        mel,
+        seed=0,
+        temperature=None,
+        coarse_temperature=None,
+        prob_floor=None,
+        voiced_temperature=None,
     ):
         """Samples audio for mel frames.
 
@@ -148,11 +158,17 @@ class Vocoder:
             config.sampling.coarse_temperature; 0 there means `temperature`).
           prob_floor: probability subtracted from every class before drawing
             (default: config.sampling.prob_floor), see `sampling.Shaping`.
+          voiced_temperature: the temperature of fully voiced frames, from the
+            mel's pitch correlation (`pitch.py`; default:
+            config.sampling.voiced_temperature; 0 there means `temperature`
+            everywhere).
 
         Returns:
           float32 [frames * hop] in [-1, 1], or a list of them.
         """
-        shaping = self._shaping(temperature, coarse_temperature, prob_floor)
+        shaping = self._shaping(
+            temperature, coarse_temperature, prob_floor, voiced_temperature
+        )
         key = jax.random.PRNGKey(seed)
         if isinstance(mel, (list, tuple)):
             if not mel:
@@ -219,6 +235,7 @@ class Vocoder:
         temperature=None,
         coarse_temperature=None,
         prob_floor=None,
+        voiced_temperature=None,
     ):
         """Generates `generate(mel, seed, ...)` chunk by chunk.
 
@@ -230,13 +247,16 @@ class Vocoder:
           temperature: as for `generate`.
           coarse_temperature: as for `generate`.
           prob_floor: as for `generate`.
+          voiced_temperature: as for `generate`.
 
         Returns:
           An iterator of float32 [k] chunks, frames * hop samples in all. Bad
           arguments raise here, not at the first chunk.
         """
         mel = self._check_mel(mel)
-        shaping = self._shaping(temperature, coarse_temperature, prob_floor)
+        shaping = self._shaping(
+            temperature, coarse_temperature, prob_floor, voiced_temperature
+        )
         sampling.check_chunk_frames(
             chunk_frames, self.hop_length, self.model_config.subscale_factor
         )
@@ -250,6 +270,7 @@ class Vocoder:
                 shaping["temperature"],
                 shaping["coarse_temperature"],
                 shaping["prob_floor"],
+                shaping["voiced_temperature"],
             ),
             self.config.sampling.noise,
             self.sparse_layouts,

@@ -79,6 +79,7 @@ ADDED_FIELDS = {
     "train.eval_clip_seconds": 2.0,
     "sampling.coarse_temperature": 0.0,
     "sampling.prob_floor": 0.0,
+    "sampling.voiced_temperature": 0.0,
 }
 
 

@@ -102,6 +102,7 @@ def validate(config, num_devices=None):
         sp.coarse_temperature or None,  # 0: the same as the temperature
         sp.prob_floor,
         prefix="sampling.",
+        voiced_temperature=sp.voiced_temperature,
     )
     if not 0.0 <= d.pre_emphasis < 1.0:
         _fail("data.pre_emphasis", d.pre_emphasis, "must be in [0, 1)")

@@ -37,9 +37,10 @@ sampling compute one distribution (docs/design.md, "Output distribution").
    sampler draws from the model's part (`Shaping`), so free-running output
    never contains the uniform's clicks.
 
-3. **Shaping and draw** at sampling time: temperatures and LPCNet's
-   probability floor (`Shaping`), then one inverse-CDF draw from pre-drawn
-   uniforms (`draw_inverse_cdf`).
+3. **Shaping and draw** at sampling time: temperatures (lower in voiced
+   frames with `voiced_temperature`, from the mel's pitch correlation,
+   `pitch.py`) and LPCNet's probability floor (`Shaping`), then one
+   inverse-CDF draw from pre-drawn uniforms (`draw_inverse_cdf`).
 """
 
 import math
@@ -206,19 +207,51 @@ class Shaping:
     noise comes from) is never drawn. The floor is below 1/256 (see
     `check_shaping`), so the most likely class always survives. The uniform
     tail of `log_prob` is never drawn.
+
+    Pitch-aware sharpening, as LPCNet's: with `voiced_temperature` > 0 (0 is
+    off), a row whose frame has voicing weight v (`pitch.voicing`, 0 unvoiced,
+    1 voiced) has its temperatures multiplied by 1 + v (voiced_temperature /
+    temperature - 1), so a fully voiced frame's fine temperature is
+    `voiced_temperature` and its coarse one scales alike, while unvoiced
+    frames (fricatives, whose noise is the signal) keep `temperature`.
     """
 
     temperature: jax.Array
     coarse_temperature: jax.Array
     floor: jax.Array
+    voiced_temperature: jax.Array
 
     @classmethod
-    def make(cls, temperature=1.0, coarse_temperature=None, floor=0.0):
-        """None for `coarse_temperature` means the same as `temperature`."""
+    def make(
+        cls,
+        temperature=1.0,
+        coarse_temperature=None,
+        floor=0.0,
+        voiced_temperature=None,
+    ):
+        """None for `coarse_temperature` means the same as `temperature`; None
+        or 0 for `voiced_temperature`, no pitch-aware sharpening."""
         if coarse_temperature is None:
             coarse_temperature = temperature
         as_array = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
-        return cls(as_array(temperature), as_array(coarse_temperature), as_array(floor))
+        return cls(
+            as_array(temperature),
+            as_array(coarse_temperature),
+            as_array(floor),
+            as_array(0.0 if voiced_temperature is None else voiced_temperature),
+        )
+
+    def for_voicing(self, voicing):
+        """The shaping of rows with voicing weights `voicing` [r] in [0, 1]:
+        temperatures become [r, 1] (unchanged where sharpening is off)."""
+        ratio = jnp.where(
+            self.voiced_temperature > 0, self.voiced_temperature / self.temperature, 1.0
+        )
+        scale = (1.0 + voicing * (ratio - 1.0))[:, None]
+        return self.replace(
+            temperature=self.temperature * scale,
+            coarse_temperature=self.coarse_temperature * scale,
+        )
 
     def probs(self, logits, part):
         """Reshaped probabilities [r, 256] of logits [r, 256]; part 0 is coarse."""
@@ -246,7 +279,9 @@ def draw_inverse_cdf(probs, u):
     return jnp.minimum(below, last).astype(jnp.int32)
 
 
-def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
+def check_shaping(
+    temperature, coarse_temperature=None, floor=0.0, prefix="", voiced_temperature=None
+):
     """Raises SubscaleError naming the bad shaping value (see `Shaping`).
 
     Args:
@@ -254,6 +289,8 @@ def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
       coarse_temperature: the coarse softmax temperature; None for
         `temperature` (the config's 0 is passed as None).
       floor: the probability floor, `prob_floor`.
+      voiced_temperature: the fine temperature of fully voiced frames; None or
+        0 for none.
       prefix: put before each name in the message: "" for the arguments of
         `sample_fn` and the API, "sampling." for the config fields.
     """
@@ -262,6 +299,11 @@ def check_shaping(temperature, coarse_temperature=None, floor=0.0, prefix=""):
     if coarse_temperature is not None and coarse_temperature <= 0:
         raise errors.SubscaleError(
             f"{prefix}coarse_temperature={coarse_temperature}: must be > 0"
+        )
+    if voiced_temperature is not None and voiced_temperature < 0:
+        raise errors.SubscaleError(
+            f"{prefix}voiced_temperature={voiced_temperature}: must be > 0 "
+            "(or 0 for no pitch-aware sharpening)"
         )
     if not 0.0 <= floor < 1.0 / NUM_CLASSES:
         raise errors.SubscaleError(

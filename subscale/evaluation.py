@@ -282,6 +282,8 @@ def shaping_kwargs(sampling_config):
         temperature=float(sampling_config.temperature),
         coarse_temperature=coarse_temperature(sampling_config),
         prob_floor=float(sampling_config.get("prob_floor", 0.0)),
+        voiced_temperature=float(sampling_config.get("voiced_temperature", 0.0))
+        or None,
     )
 
 

@@ -81,24 +81,42 @@ def history_columns(factor, future_horizon, order):
 
 
 @functools.lru_cache(maxsize=None)
-def _analysis(sample_rate, n_fft, n_mels, fmin, fmax, pre_emphasis, lags):
-    """(mel -> FFT bin magnitudes [m, bins], power -> lag-windowed
-    autocorrelation [bins, lags]) as numpy constants."""
+def mel_to_bins(sample_rate, n_fft, n_mels, fmin, fmax):
+    """[m, n_fft // 2 + 1]: a frame's FFT bin magnitudes from its mel
+    magnitudes, each bin the normalised weighted mean of the bands that
+    cover it (numpy constant)."""
     bank = librosa.filters.mel(
         sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax
     )
     weight = bank.sum(axis=0)
-    to_bins = bank / np.maximum(weight, 1e-8)[None, :]  # [m, bins]
+    return (bank / np.maximum(weight, 1e-8)[None, :]).astype(np.float32)
+
+
+def autocorrelation_basis(n_fft, lags, gain=None):
+    """[n_fft // 2 + 1, len(lags)]: a one-sided power spectrum times this is
+    its autocorrelation at `lags` (an inverse cosine transform; `gain`
+    [bins] multiplies the spectrum first)."""
+    bins = n_fft // 2 + 1
+    multiplicity = np.full(bins, 2.0)
+    multiplicity[[0, -1]] = 1.0
+    if gain is not None:
+        multiplicity = multiplicity * gain
+    basis = np.cos(np.outer(np.arange(bins), lags) * 2.0 * np.pi / n_fft)
+    return multiplicity[:, None] * basis
+
+
+@functools.lru_cache(maxsize=None)
+def _analysis(sample_rate, n_fft, n_mels, fmin, fmax, pre_emphasis, lags):
+    """(mel -> FFT bin magnitudes [m, bins], power -> lag-windowed
+    autocorrelation [bins, lags]) as numpy constants."""
+    to_bins = mel_to_bins(sample_rate, n_fft, n_mels, fmin, fmax)
     bins = n_fft // 2 + 1
     w = np.pi * np.arange(bins) / (bins - 1)
     gain = np.abs(1.0 - pre_emphasis * np.exp(-1j * w)) ** 2
-    multiplicity = np.full(bins, 2.0)
-    multiplicity[[0, -1]] = 1.0
     lag = np.arange(lags)
-    basis = np.cos(np.outer(np.arange(bins), lag) * 2.0 * np.pi / n_fft)
     window = np.exp(-0.5 * (2.0 * np.pi * LAG_WINDOW_HZ * lag / sample_rate) ** 2)
-    basis = (gain * multiplicity)[:, None] * basis * window[None, :]
-    return to_bins.astype(np.float32), basis.astype(np.float32)
+    basis = autocorrelation_basis(n_fft, lag, gain) * window[None, :]
+    return to_bins, basis.astype(np.float32)
 
 
 def coefficients(cfg, log_mel):

@@ -34,6 +34,7 @@ from subscale import errors
 from subscale import folding
 from subscale import linear_prediction
 from subscale import models
+from subscale import pitch
 from subscale import sparsity
 
 _NOISE_BLOCK = 256
@@ -49,6 +50,7 @@ class Plan:
 
     frame_cond: jax.Array  # [N, m, 3H] projected conditioning of m frames
     lp: jax.Array  # [N, m, B, K] predictor coefficients of the same frames
+    voicing: jax.Array  # [N, m] voicing weight of the same frames (`pitch`)
     frame_offset: jax.Array  # shifted frame index of frame_cond[:, 0]
     row: jax.Array  # [R] subscale row s of each row
     utterance: jax.Array  # [R] utterance of each row
@@ -88,11 +90,11 @@ def pad_frames(mel, lengths):
 
 
 def frame_features(model, params, mel, lengths):
-    """Per-frame features: [N, f, n_mels] -> [N, f + 2, C (+ B K)].
+    """Per-frame features: [N, f, n_mels] -> [N, f + 2, C (+ B K) + 1].
 
     The C conditioning features of each (shifted) frame, followed, for a model
-    with `lp_order`, by its B x K predictor coefficients, so that streaming
-    slices both with one window.
+    with `lp_order`, by its B x K predictor coefficients, and last its voicing
+    weight (`pitch.voicing`), so that streaming slices all with one window.
     """
     return padded_frame_features(model, params, pad_frames(mel, lengths))
 
@@ -104,13 +106,16 @@ def padded_frame_features(model, params, padded):
     frame `first` (each feature reads padded frames j .. j + 4 only)."""
     cfg = model.cfg
     features = model.apply({"params": params}, padded, method="frame_features")
-    if not cfg.lp_order:
-        return features
     first = models.MEL_PAD - 1  # shifted frame 0 is frame -1
-    coef = linear_prediction.coefficients(cfg, padded)
-    coef = coef[:, first : first + features.shape[1]]
-    coef = coef.reshape(coef.shape[:2] + (-1,)).astype(features.dtype)
-    return jnp.concatenate([features, coef], axis=-1)
+    frames = features.shape[1]
+    parts = [features]
+    if cfg.lp_order:
+        coef = linear_prediction.coefficients(cfg, padded)
+        coef = coef[:, first : first + frames]
+        parts.append(coef.reshape(coef.shape[:2] + (-1,)).astype(features.dtype))
+    voicing = pitch.voicing(cfg, padded)[:, first : first + frames, None]
+    parts.append(voicing.astype(features.dtype))
+    return jnp.concatenate(parts, axis=-1)
 
 
 def make_plan(model, params, features, key, lengths, frame_offset=0, frames=None):
@@ -134,6 +139,8 @@ def make_plan(model, params, features, key, lengths, frame_offset=0, frames=None
     num = features.shape[0]
     if frames is None:
         frames = features.shape[1] - 2
+    voicing = features[..., -1].astype(jnp.float32)
+    features = features[..., :-1]
     lp = jnp.zeros(features.shape[:2] + (factor, 0), features.dtype)
     if cfg.lp_order:
         width = factor * cfg.lp_order
@@ -153,6 +160,7 @@ def make_plan(model, params, features, key, lengths, frame_offset=0, frames=None
     return Plan(
         frame_cond=frame_cond,
         lp=lp,
+        voicing=voicing,
         frame_offset=jnp.asarray(frame_offset, jnp.int32),
         row=row,
         utterance=utterance,
@@ -247,6 +255,9 @@ def make_step(model, params, plan, shaping, with_log_probs=True, sparse_layouts=
         cond_ih = models.upsample(
             plan.frame_cond, plan.utterance, times, cfg.hop_length, plan.frame_offset
         )
+        # The frame of each row's sample in the plan's per-frame arrays.
+        frame = times // cfg.hop_length + 1 - plan.frame_offset
+        row_shaping = shaping.for_voicing(plan.voicing[plan.utterance, frame])
         context = None
         if cfg.has_context:
             slot = jnp.remainder(i + horizon, cfg.ring_size)
@@ -257,7 +268,7 @@ def make_step(model, params, plan, shaping, with_log_probs=True, sparse_layouts=
             context = apply(by_offset, plan.row, method="mix")
 
         def draw(logits, part):
-            return shaping.draw(logits, part, u[:, part])
+            return row_shaping.draw(logits, part, u[:, part])
 
         neighbours = None
         if cfg.neighbour_offsets:
@@ -279,7 +290,6 @@ def make_step(model, params, plan, shaping, with_log_probs=True, sparse_layouts=
             # history (`linear_prediction.history_columns`); columns before 0
             # were never written and read as silence.
             depth = carry.history.shape[1]
-            frame = times // cfg.hop_length + 1 - plan.frame_offset
             coef = plan.lp[plan.utterance, frame, plan.row]  # [R, K]
             source = rows[:, None] - lp_rows_back[plan.row]
             slot = jnp.remainder(i[:, None] + lp_columns[plan.row], depth)
@@ -599,9 +609,10 @@ def make_sample_fn(
     temperature=1.0,
     coarse_temperature=None,
     prob_floor=0.0,
+    voiced_temperature=None,
 ):
     """A jitted, pure `sample_fn(params, mel, key, lengths=None, temperature=...,
-    coarse_temperature=..., prob_floor=...)`.
+    coarse_temperature=..., prob_floor=..., voiced_temperature=...)`.
 
     `mel` is [f, n_mels] (one utterance, drawn with `key`: returns int16
     [f * hop]) or [N, f, n_mels] with optional `lengths` int [N] in frames
@@ -610,7 +621,9 @@ def make_sample_fn(
     what it gets alone with key[n]), or one key (utterance n uses
     `fold_in(key, n)`). `temperature` divides the fine logits and, unless
     `coarse_temperature` is given, the coarse ones; `prob_floor` is subtracted
-    from every probability before drawing (see `Shaping`). The three default to
+    from every probability before drawing; `voiced_temperature` (None or 0:
+    off) replaces `temperature` in voiced frames (see `Shaping`). The four
+    default to
     the arguments of the same names given here (plain sampling unless told:
     `api.Vocoder` passes its config's). With `with_log_probs` it returns
     (samples, log-probs). With `sparse_layouts` (`sparsity.sampling_layouts` of
@@ -618,7 +631,12 @@ def make_sample_fn(
     layouts must describe the params the function is given.
     """
     check_noise(noise)
-    check_shaping(temperature, coarse_temperature, prob_floor)
+    check_shaping(
+        temperature,
+        coarse_temperature,
+        prob_floor,
+        voiced_temperature=voiced_temperature,
+    )
     model = models.SubscaleWaveRNN(model_cfg)
 
     @jax.jit
@@ -630,13 +648,16 @@ def make_sample_fn(
         temperature=temperature,
         coarse_temperature=coarse_temperature,
         prob_floor=prob_floor,
+        voiced_temperature=voiced_temperature,
     ):
         single = mel.ndim == 2
         if single:
             mel = mel[None]
             key = key[None]
             lengths = None
-        shaping = Shaping.make(temperature, coarse_temperature, prob_floor)
+        shaping = Shaping.make(
+            temperature, coarse_temperature, prob_floor, voiced_temperature
+        )
         samples, log_p = generate(
             model,
             params,

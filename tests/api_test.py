@@ -45,11 +45,12 @@ def test_generate_shapes_and_range(vocoder):
 def test_sample_fn_defaults_to_the_configured_sampling():
     """`jax.jit(vocoder.sample_fn)(params, mel, key)`, as a Colab user calls it,
     draws what `generate` draws: at config.sampling's temperature, coarse
-    temperature and floor, not at plain temperature 1."""
+    temperature, floor and voiced temperature, not at plain temperature 1."""
     config = tiny.get_config()
     config.sampling.temperature = 0.6
     config.sampling.coarse_temperature = 0.8
     config.sampling.prob_floor = 0.002
+    config.sampling.voiced_temperature = 0.3
     vocoder = subscale.create(config, seed=0)
     mel, key = _mel(5), jax.random.PRNGKey(3)
     raw = np.asarray(jax.jit(vocoder.sample_fn)(vocoder.params, mel, key))

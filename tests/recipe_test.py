@@ -63,6 +63,22 @@ def test_shaping_floor_and_coarse_temperature():
         sampling.check_shaping(1.0, None, 1 / 256)
 
 
+def test_voicing_moves_each_rows_temperatures_towards_the_voiced_one():
+    shaping = sampling.Shaping.make(0.8, coarse_temperature=0.4, voiced_temperature=0.2)
+    rows = shaping.for_voicing(jnp.array([0.0, 0.5, 1.0]))
+    np.testing.assert_allclose(rows.temperature[:, 0], [0.8, 0.5, 0.2], rtol=1e-6)
+    np.testing.assert_allclose(
+        rows.coarse_temperature[:, 0], [0.4, 0.25, 0.1], rtol=1e-6
+    )
+    logits = jnp.asarray(np.random.default_rng(0).normal(size=(3, 256)))
+    for r, t in enumerate((0.8, 0.5, 0.2)):
+        np.testing.assert_allclose(
+            rows.probs(logits, 1)[r], jax.nn.softmax(logits[r] / t), rtol=1e-5
+        )
+    off = sampling.Shaping.make(0.8).for_voicing(jnp.array([0.0, 1.0]))
+    np.testing.assert_array_equal(off.temperature[:, 0], np.float32([0.8, 0.8]))
+
+
 def test_sample_fn_coarse_temperature_and_floor_change_the_draw():
     cfg, _, params, _, mel, _ = subscale_test.setup()
     sample_fn = sampling.make_sample_fn(cfg)

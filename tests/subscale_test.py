@@ -11,6 +11,7 @@ from subscale import audio
 from subscale import distribution
 from subscale import folding
 from subscale import models
+from subscale import pitch
 from subscale import sampling
 from tests import oracles
 
@@ -289,13 +290,14 @@ def test_train_equals_sample_with_lengths_not_multiple_of_factor():
     np.testing.assert_allclose(log_p, expected, atol=2e-5, rtol=1e-5)
 
 
-def sequential_reference(cfg, model, params, mel, uniforms):
+def sequential_reference(cfg, model, params, mel, uniforms, temperatures=None):
     """Slow, obviously correct wavefront generation, one sample at a time.
 
     For each position in wavefront order it recomputes the teacher-forced logits
     of the whole partly filled waveform (ungenerated samples are zero, which
     must not matter), draws the coarse class, writes it, recomputes, and draws
-    the fine class with the same uniforms the scan uses.
+    the fine class with the same uniforms the scan uses. `temperatures` [t]
+    divides each sample's logits (default 1).
     """
     factor, horizon = cfg.subscale_factor, cfg.future_horizon
     length = mel.shape[0] * HOP
@@ -304,6 +306,8 @@ def sequential_reference(cfg, model, params, mel, uniforms):
         lambda s: model.apply({"params": params}, s, padded, method="logits")
     )
     wave = np.zeros(length, np.int16)
+    if temperatures is None:
+        temperatures = np.ones(length, np.float32)
     cols = folding.num_columns(length, factor)
     for t in range(folding.num_steps(cols, factor, horizon)):
         for s in range(factor):
@@ -312,11 +316,11 @@ def sequential_reference(cfg, model, params, mel, uniforms):
             if i < 0 or q >= length:
                 continue
             lc, _ = logits(jnp.asarray(wave)[None])
-            probs = jax.nn.softmax(lc[0, q][None])
+            probs = jax.nn.softmax(lc[0, q][None] / temperatures[q])
             c = distribution.draw_inverse_cdf(probs, uniforms[t, s, 0][None])
             wave[q] = np.asarray(audio.join(c, jnp.zeros_like(c)))[0]
             _, lf = logits(jnp.asarray(wave)[None])
-            probs = jax.nn.softmax(lf[0, q][None])
+            probs = jax.nn.softmax(lf[0, q][None] / temperatures[q])
             f = distribution.draw_inverse_cdf(probs, uniforms[t, s, 1][None])
             wave[q] = np.asarray(audio.join(c, f))[0]
     return wave
@@ -334,6 +338,48 @@ def test_wavefront_equals_sequential_reference(factor, horizon, lookback):
     uniforms = np.asarray(sampling.step_uniforms(plan.keys, factor, 0, plan.steps))
     slow = sequential_reference(cfg, model, params, mel[0], uniforms)
     np.testing.assert_array_equal(fast, slow)
+
+
+def _mel_voicing(cfg, log_mel):
+    """A stand-in for `pitch.voicing` whose weights vary from frame to frame
+    with each frame's own mel (random tiny mels are never voiced)."""
+    return jax.nn.sigmoid(3.0 * log_mel[..., 0])
+
+
+def test_voiced_temperature_reaches_each_sample_from_its_own_frame(monkeypatch):
+    """Pitch-aware sharpening: each sample is drawn at the temperature of the
+    voicing of the frame it lies in, in the wavefront order of B = 4."""
+    monkeypatch.setattr(pitch, "voicing", _mel_voicing)
+    cfg, model, params, _, mel, padded = setup(4, 1, 2, 32)
+    key = jax.random.PRNGKey(3)
+    fast = np.asarray(
+        sampling.make_sample_fn(cfg)(params, mel[0], key, voiced_temperature=0.25)
+    )
+    lengths = jnp.array([mel.shape[1]])
+    features = sampling.frame_features(model, params, mel, lengths)
+    plan = sampling.make_plan(model, params, features, key[None], lengths)
+    uniforms = np.asarray(sampling.step_uniforms(plan.keys, 4, 0, plan.steps))
+    voicing = np.asarray(_mel_voicing(cfg, mel[0]))  # [f]
+    assert voicing.min() < 0.2 and voicing.max() > 0.8
+    per_sample = np.repeat(1.0 + voicing * (0.25 - 1.0), HOP).astype(np.float32)
+    slow = sequential_reference(cfg, model, params, mel[0], uniforms, per_sample)
+    np.testing.assert_array_equal(fast, slow)
+    plain = np.asarray(sampling.make_sample_fn(cfg)(params, mel[0], key))
+    assert np.any(fast != plain)
+
+
+def test_voiced_temperature_off_or_equal_changes_nothing():
+    cfg, model, params, _, mel, _ = setup(4, 2, 3, 96)
+    sample_fn = sampling.make_sample_fn(cfg)
+    key = jax.random.PRNGKey(1)
+    plain = np.asarray(sample_fn(params, mel[0], key, temperature=0.7))
+    for voiced in (None, 0.0, 0.7):
+        np.testing.assert_array_equal(
+            sample_fn(params, mel[0], key, temperature=0.7, voiced_temperature=voiced),
+            plain,
+        )
+    with pytest.raises(ValueError, match="voiced_temperature"):
+        sampling.make_sample_fn(cfg, voiced_temperature=-1.0)
 
 
 def test_batch_of_utterances_equals_one_at_a_time():
@@ -396,11 +442,20 @@ RECIPE = dict(
     "factor,horizon,lookback,chunk,options",
     [(1, 0, 0, 3, {}), (4, 2, 3, 2, RECIPE), (16, 1, 2, 4, {})],
 )
-def test_streaming_equals_one_shot(factor, horizon, lookback, chunk, options):
+def test_streaming_equals_one_shot(
+    factor, horizon, lookback, chunk, options, monkeypatch
+):
+    # Voicing read per frame from each chunk's window of the mel.
+    monkeypatch.setattr(pitch, "voicing", _mel_voicing)
     cfg, model, params, _, mel, _ = setup(factor, horizon, lookback, 96, **options)
     key = jax.random.PRNGKey(9)
-    one_shot = np.asarray(sampling.make_sample_fn(cfg)(params, mel[0], key))
-    pieces = list(sampling.generate_stream(model, params, mel[0], key, chunk))
+    shaping = sampling.Shaping.make(0.9, voiced_temperature=0.3)
+    one_shot = np.asarray(
+        sampling.make_sample_fn(cfg)(
+            params, mel[0], key, temperature=0.9, voiced_temperature=0.3
+        )
+    )
+    pieces = list(sampling.generate_stream(model, params, mel[0], key, chunk, shaping))
     assert len(pieces) > 1
     np.testing.assert_array_equal(np.concatenate(pieces), one_shot)
 
