@@ -39,8 +39,10 @@ the demos shipped before it, and change one thing each:
   tilt of the model's noise towards low frequencies after de-emphasis).
 Sampling-only rows reuse another row's model (`SAMPLING_ROWS`): `coarse_t0.7`
 (coarse temperature 0.7) and `floor` (probability floor 0.002) on base;
-`t0.6` (temperature 0.6 everywhere) and `voiced_t0.5` (temperature 1 in
-unvoiced frames, 0.5 in voiced ones: `sampling.voiced_temperature`) on bounded.
+`t0.6` (temperature 0.6 everywhere), and pitch-aware sampling
+(`sampling.voiced_temperature`, `subscale/pitch.py`) on bounded: `voiced_t0.5`
+and `voiced_t0.3` (temperature 1 in unvoiced frames, 0.5 or 0.3 in voiced
+ones) and `t0.8_voiced_t0.4`.
 
 Outputs under --workdir: `runs/<B>_<row>/` (training workdirs) and `cells/`
 (each row's scores), both ignored by git, so that finished runs and scores are
@@ -139,6 +141,9 @@ SAMPLING_ROWS = {
     "coarse_t0.7": ("base", {"coarse_temperature": 0.7}),
     "floor": ("base", {"prob_floor": 0.002}),
     "t0.6": ("bounded", {"temperature": 0.6}),
+    "voiced_t0.5": ("bounded", {"voiced_temperature": 0.5}),
+    "voiced_t0.3": ("bounded", {"voiced_temperature": 0.3}),
+    "t0.8_voiced_t0.4": ("bounded", {"temperature": 0.8, "voiced_temperature": 0.4}),
 }
 
 

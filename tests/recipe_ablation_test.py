@@ -26,6 +26,33 @@ def test_every_row_gets_the_same_budget():
     assert combined.data.pre_emphasis == 0.85 and combined.data.crop_context
 
 
+def test_output_distribution_rows_change_one_thing_each():
+    options = recipe_ablation.Options(train_dir="../shared/data/manifest.csv")
+    configs = {
+        row: recipe_ablation.row_config(16, row, options)
+        for row in ("combined_prior", "gaussian_prior", "bin_mass", "tail", "bounded")
+    }
+    distribution = {
+        row: (c.model.prior, c.model.tail_mass) for row, c in configs.items()
+    }
+    assert distribution == {
+        "combined_prior": ("logistic", 2.0**-8),  # today's defaults
+        "gaussian_prior": ("gaussian", 0.0),
+        "bin_mass": ("logistic", 0.0),
+        "tail": ("gaussian", 2.0**-8),
+        "bounded": ("logistic", 2.0**-8),
+    }
+    for config in configs.values():
+        assert config.data.train_dir == "../shared/data/manifest.csv"
+        assert config.model.lp_prior and config.data.pre_emphasis == 0.85
+    mild = recipe_ablation.row_config(1, "mild_pre_emphasis", options)
+    assert mild.data.pre_emphasis == 0.5 and mild.model.tail_mass == 2.0**-8
+    for model_row, _ in recipe_ablation.SAMPLING_ROWS.values():
+        assert model_row in recipe_ablation.ROWS
+    base = recipe_ablation.row_config(1, "base", recipe_ablation.Options())
+    assert base.data.train_dir == "subscale:demo_data"
+
+
 def test_quick_run_writes_results_and_reuses_runs(tmp_path):
     options = recipe_ablation.quick_options(workdir=str(tmp_path))
     records = recipe_ablation.run(options, "test")
