@@ -19,8 +19,11 @@ import math
 from absl import app
 from absl import flags
 
+from subscale import audio
 from subscale import checkpointing
 from subscale import evaluation
+from subscale import input_pipeline
+from subscale import models
 
 # (result key, column title, decimals) of the free-running metrics.
 FREE_RUNNING_COLUMNS = (
@@ -63,6 +66,33 @@ def score(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
     Returns:
       The result dict (eval.json is left as it was).
     """
+    config = _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling)
+    return evaluation.evaluate(config, workdir, write=False)
+
+
+def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
+    """Only the free-running part of `score` (the NLL does not depend on how
+    a model is sampled): `step`, `clips`, `clip_seconds` and the metrics."""
+    config = _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling)
+    _, params, _, step = checkpointing.restore_params(workdir, config)
+    clip_list = evaluation.clips(
+        input_pipeline.eval_utterances(config, workdir),
+        clips,
+        clip_seconds,
+        config.data.hop_length,
+        config.data.sample_rate,
+    )
+    scores, _ = evaluation.free_running(
+        models.ModelConfig.from_config(config),
+        params,
+        clip_list,
+        audio.MelConfig.from_config(config.data),
+        config.sampling,
+    )
+    return dict(step=step, clips=len(clip_list), clip_seconds=clip_seconds, **scores)
+
+
+def _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling):
     config = checkpointing.load_config(workdir)
     config.train.eval_clips = clips
     config.train.eval_clip_seconds = clip_seconds
@@ -70,7 +100,7 @@ def score(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
         config.data.eval_dir = eval_dir
     for name, value in (sampling or {}).items():
         config.sampling[name] = value
-    return evaluation.evaluate(config, workdir, write=False)
+    return config
 
 
 def _fmt(value, digits):

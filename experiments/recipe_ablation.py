@@ -270,9 +270,7 @@ def run_row(factor, row, options):
     )
     stored = common.read_cell(cell, key)
     if stored is None:
-        result = compare.score(
-            workdir, options.clips, options.clip_seconds, "", sampling
-        )
+        result = _score(workdir, factor, row, key, options)
         common.write_json(cell, dict(key=key, metrics=result))
     else:
         result = stored["metrics"]
@@ -285,6 +283,30 @@ def run_row(factor, row, options):
         train_seconds=None if seconds is None else round(seconds, 1),
         **result,
     )
+
+
+def _score(workdir, factor, row, key, options):
+    """`compare.score` of a row; a sampling row takes the NLL of its model's
+    scored row (the same checkpoint) and computes only the free-running part."""
+    sampling = key["sampling"]
+    if row in SAMPLING_ROWS:
+        model_row = SAMPLING_ROWS[row][0]
+        model_cell = os.path.join(
+            options.workdir, "cells", f"B{factor}_{model_row}.json"
+        )
+        stored = common.read_cell(model_cell, {**key, "sampling": {}})
+        if stored is not None:
+            free = compare.score_free_running(
+                workdir, options.clips, options.clip_seconds, "", sampling
+            )
+            return {**_nll_part(stored["metrics"]), **free}
+    return compare.score(workdir, options.clips, options.clip_seconds, "", sampling)
+
+
+def _nll_part(metrics):
+    """A scored row's metrics less the free-running ones."""
+    free = {name for name, _, _ in compare.FREE_RUNNING_COLUMNS}
+    return {k: v for k, v in metrics.items() if k not in free}
 
 
 def markdown(records, options, command):
