@@ -286,21 +286,33 @@ def run_row(factor, row, options):
 
 
 def _score(workdir, factor, row, key, options):
-    """`compare.score` of a row; a sampling row takes the NLL of its model's
-    scored row (the same checkpoint) and computes only the free-running part."""
-    sampling = key["sampling"]
-    if row in SAMPLING_ROWS:
-        model_row = SAMPLING_ROWS[row][0]
-        model_cell = os.path.join(
-            options.workdir, "cells", f"B{factor}_{model_row}.json"
+    """`compare.score` of a row. The NLL depends only on the model and its
+    step, not on the clips or the sampling, so where the model's row was
+    scored at this step before (a sampling row's model, or this row with
+    other clips), that NLL is reused and only the free-running part computed;
+    the NLL took 4 of the 5 minutes of scoring a row."""
+    model_row = SAMPLING_ROWS[row][0] if row in SAMPLING_ROWS else row
+    nll = _stored_nll(options, factor, model_row, key["step"])
+    if nll is None:
+        return compare.score(
+            workdir, options.clips, options.clip_seconds, "", key["sampling"]
         )
-        stored = common.read_cell(model_cell, {**key, "sampling": {}})
-        if stored is not None:
-            free = compare.score_free_running(
-                workdir, options.clips, options.clip_seconds, "", sampling
-            )
-            return {**_nll_part(stored["metrics"]), **free}
-    return compare.score(workdir, options.clips, options.clip_seconds, "", sampling)
+    free = compare.score_free_running(
+        workdir, options.clips, options.clip_seconds, "", key["sampling"]
+    )
+    return {**nll, **free}
+
+
+def _stored_nll(options, factor, row, step):
+    """The NLL part of training row `row`'s stored scores at `step`, or None."""
+    path = os.path.join(options.workdir, "cells", f"B{factor}_{row}.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        stored = json.load(f)
+    if stored["key"]["step"] != step or stored["key"]["sampling"]:
+        return None
+    return _nll_part(stored["metrics"])
 
 
 def _nll_part(metrics):

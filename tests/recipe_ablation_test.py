@@ -1,5 +1,6 @@
 """experiments/recipe_ablation.py: rows, budgets and a quick end-to-end run."""
 
+import dataclasses
 import json
 import os
 
@@ -70,3 +71,9 @@ def test_quick_run_writes_results_and_reuses_runs(tmp_path):
     assert all(r["train_seconds"] is None for r in again)
     with open(os.path.join(tmp_path, "results.jsonl")) as f:
         assert len([json.loads(line) for line in f]) == len(records)
+    # More clips: the free-running scores are computed again, the NLL of the
+    # same checkpoints reused (it does not depend on the clips or sampling).
+    more = recipe_ablation.run(dataclasses.replace(options, clips=2), "test")
+    for old, new in zip(records, more, strict=True):
+        assert new["clips"] == 2 and old["clips"] == 1
+        assert new["eval_bits"] == old["eval_bits"]
