@@ -330,6 +330,8 @@ def markdown(records, options, command):
         "256 (`configs/demo.py`, `configs/demo_subscale.py`), the same samples "
         f"per step; NLL on every dev crop; free-running on {options.clips} dev "
         f"clips of {options.clip_seconds:g} s.",
+        f"- Data: {options.train_dir or 'subscale:demo_data'} (dev split "
+        "for the scores). Sampling rows reuse their model's NLL.",
         "",
     ]
     for factor in options.factors:
