@@ -19,11 +19,9 @@ import math
 from absl import app
 from absl import flags
 
-from subscale import audio
 from subscale import checkpointing
 from subscale import evaluation
 from subscale import input_pipeline
-from subscale import models
 
 # (result key, column title, decimals) of the free-running metrics.
 FREE_RUNNING_COLUMNS = (
@@ -75,21 +73,8 @@ def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling
     a model is sampled): `step`, `clips`, `clip_seconds` and the metrics."""
     config = _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling)
     _, params, _, step = checkpointing.restore_params(workdir, config)
-    clip_list = evaluation.clips(
-        input_pipeline.eval_utterances(config, workdir),
-        clips,
-        clip_seconds,
-        config.data.hop_length,
-        config.data.sample_rate,
-    )
-    scores, _ = evaluation.free_running(
-        models.ModelConfig.from_config(config),
-        params,
-        clip_list,
-        audio.MelConfig.from_config(config.data),
-        config.sampling,
-    )
-    return dict(step=step, clips=len(clip_list), clip_seconds=clip_seconds, **scores)
+    utterances = input_pipeline.eval_utterances(config, workdir)
+    return dict(step=step, **evaluation.free_running_scores(config, params, utterances))
 
 
 def _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling):

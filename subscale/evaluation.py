@@ -296,6 +296,29 @@ def data_label(config):
     return f"{input_pipeline.display_path(d.train_dir)} (dev split)"
 
 
+def free_running_scores(config, params, utterances):
+    """`clips`, `clip_seconds` and the `free_running` metrics of the
+    config's `train.eval_clips` clips of `utterances`, sampled as
+    `config.sampling` says."""
+    t = config.train
+    seconds = float(t.get("eval_clip_seconds", 2.0))
+    clip_list = clips(
+        utterances,
+        int(t.get("eval_clips", 0)),
+        seconds,
+        config.data.hop_length,
+        config.data.sample_rate,
+    )
+    scores, _ = free_running(
+        models.ModelConfig.from_config(config),
+        params,
+        clip_list,
+        audio.MelConfig.from_config(config.data),
+        config.sampling,
+    )
+    return dict(clips=len(clip_list), clip_seconds=seconds, **scores)
+
+
 def evaluate(config, workdir, params=None, step=None, write=True):
     """Scores the newest checkpoint in `workdir` (or `params`) on held-out data.
 
@@ -337,25 +360,7 @@ def evaluate(config, workdir, params=None, step=None, write=True):
         other = nll(params, crops, other_mel=True)
         result["mel_gain_bits"] = other["bits"] - own["bits"]
         result["other_mel_worst_bits"] = other["worst_bits"]
-    t = config.train
-    clip_list = clips(
-        utterances,
-        int(t.get("eval_clips", 0)),
-        float(t.get("eval_clip_seconds", 2.0)),
-        config.data.hop_length,
-        config.data.sample_rate,
-    )
-    scores, _ = free_running(
-        model_cfg,
-        params,
-        clip_list,
-        audio.MelConfig.from_config(config.data),
-        config.sampling,
-    )
-    result.update(
-        clips=len(clip_list), clip_seconds=float(t.get("eval_clip_seconds", 2.0))
-    )
-    result.update(scores)
+    result.update(free_running_scores(config, params, utterances))
     line = json.dumps(result)
     print(line, flush=True)
     if write and jax.process_index() == 0:

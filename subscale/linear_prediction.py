@@ -92,6 +92,12 @@ def mel_to_bins(sample_rate, n_fft, n_mels, fmin, fmax):
     return (bank / np.maximum(weight, 1e-8)[None, :]).astype(np.float32)
 
 
+def power_spectrum(log_mel, to_bins):
+    """A frame's FFT bin powers from its log-mel: [..., m] -> [..., bins]
+    (`to_bins` from `mel_to_bins`)."""
+    return (jnp.exp(log_mel.astype(jnp.float32)) @ to_bins) ** 2
+
+
 def autocorrelation_basis(n_fft, lags, gain=None):
     """[n_fft // 2 + 1, len(lags)]: a one-sided power spectrum times this is
     its autocorrelation at `lags` (an inverse cosine transform; `gain`
@@ -140,8 +146,7 @@ def coefficients(cfg, log_mel):
         cfg.pre_emphasis,
         max(lags, int(np.abs(d).max()) + 1),
     )
-    magnitude = jnp.exp(log_mel.astype(jnp.float32)) @ to_bins
-    r = (magnitude**2) @ basis  # [..., f, lags]
+    r = power_spectrum(log_mel, to_bins) @ basis  # [..., f, lags]
     r = r / jnp.maximum(r[..., :1], 1e-20)
     system = r[..., np.abs(d[:, :, None] - d[:, None, :])]  # [..., f, B, K, K]
     system = system + NOISE_FLOOR * np.eye(d.shape[1], dtype=np.float32)

@@ -63,7 +63,7 @@ def correlation(cfg, log_mel):
         cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax
     )
     zero, lagged = _bases(cfg.sample_rate, cfg.n_fft)
-    power = (jnp.exp(log_mel.astype(jnp.float32)) @ to_bins) ** 2
+    power = linear_prediction.power_spectrum(log_mel, to_bins)
     r0 = (power @ zero)[..., 0]
     g = jnp.max(power @ lagged, axis=-1) / jnp.maximum(r0, 1e-20)
     return jnp.clip(g, 0.0, 1.0)
