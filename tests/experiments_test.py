@@ -3,12 +3,15 @@
 import json
 import os
 
+import numpy as np
 import pytest
+import soundfile
 from absl import flags
 
 from configs import demo
 from experiments.batch_size_vs_quality import experiment
 from experiments.batch_size_vs_quality import main
+from experiments.batch_size_vs_quality import scoring
 from experiments.batch_size_vs_quality import systems as systems_lib
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs")
@@ -75,6 +78,26 @@ def _check_outputs(root, records, clips, report_clips=3):
     assert by_name["original"]["lmd_db"] == 0.0
     assert by_name["B1"]["nll_bits"] > 0
     assert by_name["B1"]["samples_per_second"] > 0
+
+
+def test_clips_of_a_manifest_are_named_from_its_folder(tmp_path):
+    """A manifest's files are named by their path under the manifest's folder
+    (not "..-folder-..."), voice folder included."""
+    rate = demo.get_config().data.sample_rate
+    tone = 0.3 * np.sin(2 * np.pi * 200 * np.arange(rate * 3 // 2) / rate)
+    for name in ("a", "b"):
+        (tmp_path / "voice").mkdir(exist_ok=True)
+        soundfile.write(str(tmp_path / "voice" / f"{name}.wav"), tone, rate)
+    (tmp_path / "manifest.csv").write_text(
+        "file,split\nvoice/a.wav,dev\nvoice/b.wav,train\n"
+    )
+    base = demo.get_config()
+    base.data.train_dir = str(tmp_path / "manifest.csv")
+    base.data.cache_dir = str(tmp_path / "cache")
+    options = experiment.Options(workdir=str(tmp_path), clips=2, clip_seconds=1.0)
+    (clip,) = scoring.load_clips(base, options)
+    assert clip.path == os.path.join("voice", "a.wav")
+    assert clip.name.startswith("voice-a_"), clip.name
 
 
 @pytest.mark.slow  # the command-line test below runs the same pipeline

@@ -79,9 +79,11 @@ def load_clips(base, options):
         )
     clips = []
     hop = d.hop_length
+    # A manifest names files relative to its own folder.
+    folder = root if os.path.isdir(root) else os.path.dirname(root)
     for u in long_enough:
         start = (u.mel.shape[0] - frames) // 2
-        path = os.path.relpath(u.path, root)
+        path = os.path.relpath(u.path, folder)
         # The whole relative path: speakers of a corpus often share file names.
         stem = os.path.splitext(path)[0].replace(os.sep, "-")
         clips.append(
