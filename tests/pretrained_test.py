@@ -62,6 +62,23 @@ def test_an_exported_model_computes_what_its_workdir_does(exported):
     assert 0.4 < np.mean(kernel == 0) < 0.6
 
 
+def test_an_exported_config_starts_from_scratch(tmp_path):
+    """A workdir continued from a resume bundle exports a config that trains
+    the same model from scratch: no path to the bundle."""
+    workdir = str(tmp_path / "workdir")
+    shutil.copytree(OLD_WORKDIR, workdir)
+    path = os.path.join(workdir, "config.json")
+    config = json.load(open(path))
+    config["train"]["resume_from"] = "experiments/results/x/resume"
+    with open(path, "w") as f:
+        json.dump(config, f)
+    pretrained.export(workdir, str(tmp_path / "model"))
+    shipped = json.load(open(tmp_path / "model" / "config.json"))
+    assert shipped["train"]["resume_from"] == ""
+    for field, value in config["model"].items():
+        assert shipped["model"][field] == value, field
+
+
 def test_an_export_that_does_not_fit_its_config_names_the_file(exported, tmp_path):
     _, dest, _ = exported
     broken = str(tmp_path / "broken")

@@ -123,6 +123,9 @@ def export(workdir, dest, info=None):
     """
     config, params, _, step = checkpointing.restore_params(workdir)
     config.data.cache_dir = ""  # a machine path: not part of the model
+    # A resume bundle only carries a run on to the same state an unbroken run
+    # reaches, so the model's config is the run from scratch.
+    config.train.resume_from = ""
     flat = {
         k: np.asarray(v)
         for k, v in traverse_util.flatten_dict(params, sep=_SEP).items()
