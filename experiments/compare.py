@@ -1,20 +1,30 @@
-r"""Scores trained workdirs side by side on the same held-out clips.
+r"""Scores trained workdirs and packaged models side by side on the same
+held-out clips.
 
-For each workdir: the NLL of its newest checkpoint on every eval crop (with its
+For each workdir (or exported model): the NLL of its newest checkpoint on every
+eval crop, or --crops of them (with its
 coarse / fine, row and edge parts, and how much it uses its mel) and the
 free-running quality of the same fixed clips vocoded from their mel
 (`subscale/evaluation.py`): log-mel distance, loudness correlation, quiet-frame
 excess, STOI and PESQ (`pip install -e '.[experiments]'`). Prints one markdown
 table; every change to the training recipe is judged by it.
 
+Each run is scored on its own held-out data, or with --yardstick=RUN on the
+held-out data of RUN's config (`YARDSTICK_FIELDS`), e.g. a packaged model beside
+the workdir that may replace it.
+
 Run (from the repository root):
   python -m experiments.compare --workdirs=/tmp/demo,/tmp/demo16
+  python -m experiments.compare --workdirs=runs/speech16k,speech16k \
+      --yardstick=runs/speech16k --crops=64 --clips=4
   python -m experiments.compare --workdirs=/tmp/demo --clips=8 --clip_seconds=3 \
       --coarse_temperature=0.7 --prob_floor=0.002 --eval_dir=/data/held_out
 """
 
 import json
 import math
+import os
+import tempfile
 
 from absl import app
 from absl import flags
@@ -22,6 +32,17 @@ from absl import flags
 from subscale import checkpointing
 from subscale import evaluation
 from subscale import input_pipeline
+from subscale import pretrained
+
+# The config fields that say which held-out audio a run is scored on; the
+# features (mel, emphasis) and crop shapes stay each model's own.
+YARDSTICK_FIELDS = (
+    ("data", "train_dir"),
+    ("data", "eval_dir"),
+    ("data", "dev_fraction"),
+    ("data", "resample"),
+    ("data", "skip_bad_files"),
+)
 
 # (result key, column title, decimals) of the free-running metrics.
 FREE_RUNNING_COLUMNS = (
@@ -50,22 +71,50 @@ COLUMNS = (
 )
 
 
-def score(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
-    """`evaluation.evaluate` of a workdir with its saved config and these clips.
+def score(
+    workdir,
+    clips=4,
+    clip_seconds=2.0,
+    eval_dir="",
+    sampling=None,
+    yardstick="",
+    crops=0,
+):
+    """`evaluation.evaluate` of a run with its saved config and these clips.
 
     Args:
-      workdir: a training workdir.
+      workdir: a training workdir, an exported model folder or a packaged
+        model's name (`pretrained.restore`).
       clips: free-running clips.
       clip_seconds: seconds per clip.
       eval_dir: held-out folder ("" = the dev split of its corpus).
       sampling: {field of config.sampling: value} overrides, e.g.
         dict(coarse_temperature=0.7).
+      yardstick: "" or a run whose held-out data (`YARDSTICK_FIELDS`) this one
+        is scored on; its feature cache serves both. A model folder or name
+        needs one that is a workdir, or it is its own.
+      crops: NLL on this many evenly spaced eval crops (0 = every crop).
 
     Returns:
       The result dict (eval.json is left as it was).
     """
-    config = _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling)
-    return evaluation.evaluate(config, workdir, write=False)
+    config, params, step = pretrained.restore(workdir)
+    home = yardstick or workdir
+    if yardstick:
+        reference = pretrained.restore(yardstick)[0]
+        for section, name in YARDSTICK_FIELDS:
+            config[section][name] = reference[section].get(name)
+    _set_scoring(config, clips, clip_seconds, eval_dir, sampling)
+
+    def evaluate(cache_home):
+        return evaluation.evaluate(
+            config, cache_home, params=params, step=step, write=False, max_crops=crops
+        )
+
+    if os.path.isdir(home) and not pretrained.is_model_dir(home):
+        return evaluate(home)
+    with tempfile.TemporaryDirectory(prefix="compare-") as cache:
+        return evaluate(cache)  # a model folder keeps no feature cache
 
 
 def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
@@ -79,13 +128,17 @@ def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling
 
 def _scoring_config(workdir, clips, clip_seconds, eval_dir, sampling):
     config = checkpointing.load_config(workdir)
+    _set_scoring(config, clips, clip_seconds, eval_dir, sampling)
+    return config
+
+
+def _set_scoring(config, clips, clip_seconds, eval_dir, sampling):
     config.train.eval_clips = clips
     config.train.eval_clip_seconds = clip_seconds
     if eval_dir:
         config.data.eval_dir = eval_dir
     for name, value in (sampling or {}).items():
         config.sampling[name] = value
-    return config
 
 
 def _fmt(value, digits):
@@ -108,7 +161,17 @@ def table(names, results):
 
 
 def define_flags():
-    flags.DEFINE_list("workdirs", None, "Training workdirs to score.")
+    flags.DEFINE_list(
+        "workdirs",
+        None,
+        "Training workdirs, exported model folders or packaged model names to score.",
+    )
+    flags.DEFINE_string(
+        "yardstick",
+        "",
+        "Score every run on this run's held-out data (default: each its own).",
+    )
+    flags.DEFINE_integer("crops", 0, "NLL on this many eval crops (0 = every crop).")
     flags.DEFINE_integer("clips", 4, "Free-running clips.")
     flags.DEFINE_float("clip_seconds", 2.0, "Seconds per clip.")
     flags.DEFINE_string("eval_dir", "", "Held-out folder (default: the dev split).")
@@ -127,7 +190,15 @@ def main(argv):
         if getattr(flag, name) is not None
     }
     results = [
-        score(w, flag.clips, flag.clip_seconds, flag.eval_dir, sampling)
+        score(
+            w,
+            flag.clips,
+            flag.clip_seconds,
+            flag.eval_dir,
+            sampling,
+            yardstick=flag.yardstick,
+            crops=flag.crops,
+        )
         for w in flag.workdirs
     ]
     for result in results:

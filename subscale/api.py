@@ -6,7 +6,6 @@ wave = vocoder.generate(mel, seed=0)           # float32 [frames * hop]
 log_p = vocoder.log_prob(samples_int16, mel)   # [T] nats, time order
 """
 
-import os
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +13,6 @@ import librosa
 import numpy as np
 
 from subscale import audio
-from subscale import checkpointing
 from subscale import config_validation
 from subscale import errors
 from subscale import evaluation
@@ -339,11 +337,7 @@ def load(workdir):
       SubscaleError: `workdir` is none of these (the message lists the
         packaged models), or what it holds does not load.
     """
-    path = str(workdir)
-    if os.path.isdir(path) and not pretrained.is_model_dir(path):
-        config, params, _, _ = checkpointing.restore_params(path)
-    else:
-        config, params, _ = pretrained.read(pretrained.locate(path))
+    config, params, _ = pretrained.restore(workdir)
     return Vocoder(config, params)
 
 

@@ -319,12 +319,13 @@ def free_running_scores(config, params, utterances):
     return dict(clips=len(clip_list), clip_seconds=seconds, **scores)
 
 
-def evaluate(config, workdir, params=None, step=None, write=True):
+def evaluate(config, workdir, params=None, step=None, write=True, max_crops=0):
     """Scores the newest checkpoint in `workdir` (or `params`) on held-out data.
 
     Prints one JSON line and writes it to `workdir/eval.json` (unless not
     `write`): `step`,
-    `eval_bits` (NLL in bits per sample on every eval crop), `eval_nats`,
+    `eval_bits` (NLL in bits per sample on every eval crop, or on `max_crops`
+    evenly spaced ones when > 0), `eval_nats`,
     `samples`, `data`, `worst_bits` (the costliest sample) and `over16_share`
     (the share of samples costing over 16 bits), the NLL parts
     (`coarse_bits`, `fine_bits`, `row0_bits` and `rows_bits` for B > 1,
@@ -343,7 +344,7 @@ def evaluate(config, workdir, params=None, step=None, write=True):
     model_cfg = models.ModelConfig.from_config(config)
     model = models.SubscaleWaveRNN(model_cfg)
     utterances = input_pipeline.eval_utterances(config, workdir)
-    crops = input_pipeline.eval_crops_of(config, utterances, models.MEL_PAD)
+    crops = input_pipeline.eval_crops_of(config, utterances, models.MEL_PAD, max_crops)
     nll = NllEvaluator(
         model, input_pipeline.context_columns(config), config.train.batch_size
     )

@@ -10,11 +10,13 @@ import pytest
 
 import subscale
 from configs import tiny
+from experiments import compare
 from subscale import checkpointing
 from subscale import evaluation
 from subscale import input_pipeline
 from subscale import metrics
 from subscale import models
+from subscale import pretrained
 from subscale import train
 
 OLD_WORKDIR = os.path.join(os.path.dirname(__file__), "testdata", "old_workdir")
@@ -113,6 +115,25 @@ def test_evaluate_reports_nll_parts_and_free_running_quality(trained, capsys):
     assert np.isfinite(result["log_mel_db"]) and -1 <= result["loudness_corr"] <= 1
     with open(os.path.join(workdir, "eval.json")) as f:
         assert json.loads(f.read()) == result
+
+
+def test_compare_scores_a_model_on_another_runs_held_out_data(trained, tmp_path):
+    """`compare.score` of an exported model whose config names a corpus that is
+    not here, on its workdir's yardstick: the workdir's own figures."""
+    config, workdir = trained
+    model = str(tmp_path / "model")
+    pretrained.export(workdir, model)
+    path = os.path.join(model, "config.json")
+    moved = json.load(open(path))
+    moved["data"]["train_dir"] = str(tmp_path / "elsewhere")
+    with open(path, "w") as f:
+        json.dump(moved, f)
+    kwargs = dict(clips=0, crops=2)  # the clips come from the same utterances
+    own = compare.score(workdir, **kwargs)
+    assert own["samples"] == 2 * (config.data.eval_seq_len or config.data.seq_len)
+    assert compare.score(model, yardstick=workdir, **kwargs) == own
+    with pytest.raises(subscale.SubscaleError, match="elsewhere"):
+        compare.score(model, **kwargs)
 
 
 def test_restore_params_reads_no_optimizer_state(trained):

@@ -65,6 +65,22 @@ def locate(model):
     return model if is_model_dir(model) else path_of(model)
 
 
+def restore(path):
+    """(config, params, step) of a training workdir (its newest checkpoint), an
+    exported model folder or a packaged model's name.
+
+    Raises:
+      SubscaleError: `path` is none of these (the message lists the packaged
+        models), or what it holds does not load.
+    """
+    path = str(path)
+    if os.path.isdir(path) and not is_model_dir(path):
+        config, params, _, step = checkpointing.restore_params(path)
+        return config, params, step
+    config, params, info = read(locate(path))
+    return config, params, info.get("step")
+
+
 def read(path):
     """(config, params, info) of the exported model in `path`.
 
