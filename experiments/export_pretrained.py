@@ -56,6 +56,18 @@ CURVE_COLUMNS = (
     ("dev_stoi", "STOI", 3),
     ("dev_pesq", "PESQ", 2),
 )
+# The release targets on the curve's own yardstick (issue 20): (metrics.jsonl
+# key, what it is, "<=" or ">=", the target, or the reference it is taken from:
+# "lpc" = the LPC reference NLL on the same crops minus 0.5 bits, "griffin_lim"
+# = Griffin-Lim's score on the same clips).
+TARGETS = (
+    ("dev_bits", "NLL, 0.5 bits below LPC", "<=", "lpc"),
+    ("dev_worst_bits", "worst sample", "<=", 24.0),
+    ("dev_log_mel_db", "log-mel dB", "<=", 3.0),
+    ("dev_loudness_corr", "loudness r", ">=", 0.98),
+    ("dev_stoi", "STOI", ">=", 0.95),
+    ("dev_pesq", "PESQ, Griffin-Lim's", ">=", "griffin_lim"),
+)
 # The free-running figures copied into info.json.
 _FREE = ("log_mel_db", "loudness_corr", "quiet_excess_db", "stoi", "pesq", "clips")
 
@@ -72,6 +84,12 @@ def define_flags():
         "Name of the learning-curve files (.jsonl, .md, .png) in the results.",
     )
     flags.DEFINE_float("clip_seconds", 3.0, "Seconds per clip.")
+    flags.DEFINE_bool(
+        "trend",
+        True,
+        "Extrapolate the curve to the release targets (scores the LPC reference "
+        "and Griffin-Lim on the periodic evaluation's crops and clips).",
+    )
     flags.mark_flag_as_required("workdir")
 
 
@@ -246,6 +264,121 @@ def curve_plot(points, path, samples_per_step=None):
     common.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))
 
 
+def curve_references(config, workdir):
+    """The references of the targets on the periodic evaluation's own data:
+    {"lpc": the best LPC reference NLL on its `train.eval_crops` dev crops,
+    "griffin_lim": Griffin-Lim's PESQ on its `train.eval_clips` clips}."""
+    t = config.train
+    lpc = lpc_reference.reference(
+        config, [16, 32], ["laplace", "gaussian"], 320, workdir, t.eval_crops
+    )
+    utterances = input_pipeline.eval_utterances(config, workdir)
+    gl = _griffin_lim(config, utterances, t.eval_clips, t.eval_clip_seconds)
+    return dict(lpc=min(r["bits"] for r in lpc), griffin_lim=gl.get("pesq"))
+
+
+def _griffin_lim(config, utterances, clip_count, clip_seconds):
+    """Griffin-Lim's free-running scores on the clips `evaluation` vocodes."""
+    mel_cfg = audio.MelConfig.from_config(config.data)
+    clip_list = evaluation.clips(
+        utterances,
+        clip_count,
+        clip_seconds,
+        config.data.hop_length,
+        config.data.sample_rate,
+    )
+    return evaluation.score_clips(
+        clip_list,
+        [baselines.griffin_lim(mel, mel_cfg) for _, _, mel in clip_list],
+        mel_cfg,
+        config.data.hop_length,
+    )
+
+
+def trend(points, samples_per_step, references):
+    """Each target's straight-line trend against log2(trained samples).
+
+    Fits value = a + b * log2(samples) to every point of the curve and solves
+    for the budget at which the line reaches the target. A learning curve
+    flattens as it goes, so the budget is a lower bound where the curve bends;
+    the schedule's late learning-rate decay works the other way.
+
+    Args:
+      points: the curve (dicts with "step" and the metrics.jsonl keys).
+      samples_per_step: trained samples per step.
+      references: {"lpc": bits, "griffin_lim": PESQ} (`curve_references`).
+
+    Returns:
+      [{key, name, target, last, per_doubling, samples}]: `samples` is the
+      budget that meets the target on the line, 0 when the last point meets
+      it, and None when the line does not approach it.
+    """
+    rows = []
+    for key, name, sense, target in TARGETS:
+        if isinstance(target, str):
+            target = references.get(target)
+            if target is not None and key == "dev_bits":
+                target -= 0.5
+        have = [p for p in points if p.get(key) is not None]
+        if target is None or len(have) < 3:
+            continue
+        x = np.log2([p["step"] * samples_per_step for p in have])
+        y = np.array([p[key] for p in have], np.float64)
+        slope, intercept = np.polyfit(x, y, 1)
+        last = float(y[-1])
+        better = -1.0 if sense == "<=" else 1.0
+        if better * (last - target) >= 0:
+            samples = 0.0
+        elif better * slope <= 0:
+            samples = None
+        else:
+            samples = float(2.0 ** ((target - intercept) / slope))
+        rows.append(
+            dict(
+                key=key,
+                name=name,
+                target=float(target),
+                last=last,
+                per_doubling=float(slope),
+                samples=samples,
+            )
+        )
+    return rows
+
+
+def trend_markdown(rows, last_samples):
+    """The `trend` table, budgets in trained samples and as multiples of the
+    samples trained so far."""
+    lines = [
+        "",
+        "## Where the trend leads",
+        "",
+        "A straight line through every point above against log2(trained "
+        "samples), solved for each release target on the same crops and clips "
+        "(the LPC reference and Griffin-Lim scored on them too). A curve "
+        "flattens as it goes, so these budgets are optimistic where it bends; "
+        "the schedule's late learning-rate decay works the other way.",
+        "",
+        "| target | now | change per doubling | target value | budget on the line |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        if r["samples"] is None:
+            budget = "not approached"
+        elif r["samples"] == 0:
+            budget = "met"
+        else:
+            budget = (
+                f"{r['samples']:.2g} samples ({r['samples'] / last_samples:.2g}x "
+                "so far)"
+            )
+        lines.append(
+            f"| {r['name']} | {r['last']:.3f} | {r['per_doubling']:+.3f} | "
+            f"{r['target']:.3f} | {budget} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def score(name, clip_count, clip_seconds):
     """The packaged model's dev scores beside the LPC reference and Griffin-Lim."""
     config, params, info = pretrained.read(pretrained.path_of(name))
@@ -259,20 +392,7 @@ def score(name, clip_count, clip_seconds):
             config, [16, 32], ["laplace", "gaussian"], 320, scratch
         )
         utterances = input_pipeline.eval_utterances(config, scratch)
-    mel_cfg = audio.MelConfig.from_config(config.data)
-    clip_list = evaluation.clips(
-        utterances,
-        clip_count,
-        clip_seconds,
-        config.data.hop_length,
-        config.data.sample_rate,
-    )
-    gl = evaluation.score_clips(
-        clip_list,
-        [baselines.griffin_lim(mel, mel_cfg) for _, _, mel in clip_list],
-        mel_cfg,
-        config.data.hop_length,
-    )
+    gl = _griffin_lim(config, utterances, clip_count, clip_seconds)
     best = min(lpc, key=lambda r: r["bits"])
     sampling = evaluation.shaping_kwargs(config.sampling)
     return dict(model=model, griffin_lim=gl, lpc=lpc, lpc_best=best, sampling=sampling)
@@ -322,14 +442,16 @@ def main(argv):
     spent = add_costs(before, cost(records, start))
     points += curve(records, (before or {}).get("cpu_hours", 0.0), start)
     common.write_jsonl(curve_path, points)
-    common.write_text(
-        os.path.join(out, FLAGS.curve + ".md"),
-        curve_markdown(points, spent, FLAGS.name, command),
-    )
+    text = curve_markdown(points, spent, FLAGS.name, command)
     if points:
         config = checkpointing.load_config(FLAGS.workdir)
         per_step = config.train.batch_size * config.data.seq_len
         curve_plot(points, os.path.join(out, FLAGS.curve + ".png"), per_step)
+        if FLAGS.trend:
+            references = curve_references(config, FLAGS.workdir)
+            rows = trend(points, per_step, references)
+            text += trend_markdown(rows, points[-1]["step"] * per_step)
+    common.write_text(os.path.join(out, FLAGS.curve + ".md"), text)
     dest = os.path.join(pretrained.PACKAGE_DIR, FLAGS.name)
     if FLAGS.export:
         info = pretrained.export(

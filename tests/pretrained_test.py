@@ -262,6 +262,35 @@ def test_a_warm_started_curve_continues_the_exported_one(tmp_path):
     )
 
 
+def test_the_trend_solves_each_target_on_its_line():
+    """Metrics on exact lines in log2(samples): each budget is where its line
+    crosses the target; a met target and one moving away say so."""
+    per_step = 1_000
+    points = [
+        dict(
+            step=step,
+            dev_bits=9.0 - 0.1 * np.log2(step / 1_000),  # -0.1 bits per doubling
+            dev_worst_bits=24.0,
+            dev_log_mel_db=8.0 + 0.01 * np.log2(step),  # getting worse
+            dev_stoi=0.70 + 0.05 * np.log2(step / 1_000),
+        )
+        for step in (1_000, 2_000, 4_000, 8_000)
+    ]
+    rows = export_pretrained.trend(points, per_step, dict(lpc=9.0, griffin_lim=None))
+    by_key = {r["key"]: r for r in rows}
+    assert set(by_key) == {"dev_bits", "dev_worst_bits", "dev_log_mel_db", "dev_stoi"}
+    # 8.5 bits (LPC - 0.5) is 5 doublings past 1,000 steps of 1,000 samples.
+    assert by_key["dev_bits"]["per_doubling"] == pytest.approx(-0.1)
+    assert by_key["dev_bits"]["samples"] == pytest.approx(2**5 * 1e6)
+    assert by_key["dev_worst_bits"]["samples"] == 0
+    assert by_key["dev_log_mel_db"]["samples"] is None
+    # STOI 0.95 is 5 doublings past 1,000 steps.
+    assert by_key["dev_stoi"]["samples"] == pytest.approx(2**5 * 1e6)
+    text = export_pretrained.trend_markdown(rows, 8e6)
+    assert "not approached" in text and "| met |" in text
+    assert "3.2e+07 samples (4x so far)" in text
+
+
 SHARED = os.path.join(ROOT, "..", "shared", "data", "train")
 # Dev-split clips of two voices, the Russian one new to the first edition.
 BOUND_CLIPS = (
