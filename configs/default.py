@@ -63,6 +63,9 @@ def get_config():
     train.decay_steps = 0  # cosine decay length after warm-up (0 = num_steps)
     train.end_lr_factor = 0.1  # final learning rate as a fraction of the peak
     train.clip_norm = 1.0  # global-norm gradient clipping
+    # Decay of an exponential moving average of the weights, which evaluation,
+    # export and inference use (0 = off: the weights themselves).
+    train.ema_decay = 0.0
     train.checkpoint_every_steps = 5_000  # orbax save interval
     train.keep_checkpoints = 3  # newest checkpoints kept
     train.log_every_steps = 100  # metrics to log / metrics.jsonl

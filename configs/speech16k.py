@@ -37,6 +37,9 @@ def get_config():
     config.train.learning_rate = 3e-3  # peak: a long budget
     config.train.warmup_steps = 500  # linear warm-up
     config.train.end_lr_factor = 0.05  # cosine decay to 1.5e-4
+    # Evaluated and shipped: a moving average of the weights over about 1,000
+    # steps (kept from step 15,110 on; BENCHMARKS.md, "Weight averaging").
+    config.train.ema_decay = 0.999
     config.train.checkpoint_every_steps = 250  # a kill loses at most 250 steps
     config.train.keep_checkpoints = 2  # newest checkpoints kept
     config.train.log_every_steps = 50  # metrics cadence

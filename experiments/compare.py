@@ -79,6 +79,7 @@ def score(
     sampling=None,
     yardstick="",
     crops=0,
+    average=True,
 ):
     """`evaluation.evaluate` of a run with its saved config and these clips.
 
@@ -94,11 +95,13 @@ def score(
         is scored on; its feature cache serves both. A model folder or name
         needs one that is a workdir, or it is its own.
       crops: NLL on this many evenly spaced eval crops (0 = every crop).
+      average: a workdir's moving average of the weights when it keeps one
+        (`train.ema_decay`); False: the weights themselves.
 
     Returns:
       The result dict (eval.json is left as it was).
     """
-    config, params, step = pretrained.restore(workdir)
+    config, params, step = pretrained.restore(workdir, average)
     home = yardstick or workdir
     if yardstick:
         reference = pretrained.restore(yardstick)[0]
@@ -172,6 +175,12 @@ def define_flags():
         "Score every run on this run's held-out data (default: each its own).",
     )
     flags.DEFINE_integer("crops", 0, "NLL on this many eval crops (0 = every crop).")
+    flags.DEFINE_bool(
+        "average",
+        True,
+        "Score a workdir's moving average of the weights when it keeps one "
+        "(train.ema_decay); --noaverage: the weights themselves.",
+    )
     flags.DEFINE_integer("clips", 4, "Free-running clips.")
     flags.DEFINE_float("clip_seconds", 2.0, "Seconds per clip.")
     flags.DEFINE_string("eval_dir", "", "Held-out folder (default: the dev split).")
@@ -198,6 +207,7 @@ def main(argv):
             sampling,
             yardstick=flag.yardstick,
             crops=flag.crops,
+            average=flag.average,
         )
         for w in flag.workdirs
     ]

@@ -6,7 +6,6 @@ wave = vocoder.generate(mel, seed=0)           # float32 [frames * hop]
 log_p = vocoder.log_prob(samples_int16, mel)   # [T] nats, time order
 """
 
-
 import jax
 import jax.numpy as jnp
 import librosa

@@ -12,6 +12,7 @@ import os
 import re
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
@@ -72,6 +73,7 @@ ADDED_FIELDS = {
     "train.input_noise": (0.0, 0.0),
     "train.input_noise_start": 0,
     "train.carry_state": False,
+    "train.ema_decay": 0.0,
     "train.init_from": "",
     "train.resume_from": "",
     "train.tensorboard": False,
@@ -263,6 +265,28 @@ def restore(mngr, abstract_state, step=None):
 
 
 def _restore_step(mngr, abstract_state, step):
+    try:
+        return _restore_tree(mngr, abstract_state, step)
+    except errors.SubscaleError:
+        plain = _without_ema(abstract_state)
+        if plain is None:
+            raise
+        # Written before the run kept a moving average (`train.ema_decay`):
+        # it starts here, at the parameters.
+        try:
+            restored = _restore_tree(mngr, plain, step)
+        except errors.SubscaleError:
+            pass
+        else:
+            logging.info(
+                "%s: no moving average of the weights in it: it starts there.",
+                mngr.directory / str(step),
+            )
+            return with_ema(restored, _field(restored, "params"))
+        raise
+
+
+def _restore_tree(mngr, abstract_state, step):
     restore_args = ocp.checkpoint_utils.construct_restore_args(abstract_state)
     try:
         restored = mngr.restore(
@@ -287,6 +311,30 @@ def _restore_step(mngr, abstract_state, step):
     if missing:
         raise _unrestorable(mngr, step, f"it lacks {', '.join(missing[:3])}")
     return restored
+
+
+def _without_ema(abstract_state):
+    """`abstract_state` without its moving average, or None if it has none."""
+    if isinstance(abstract_state, dict):
+        if not abstract_state.get("ema"):
+            return None
+        return {k: v for k, v in abstract_state.items() if k != "ema"}
+    if not getattr(abstract_state, "ema", None):
+        return None
+    return abstract_state.replace(ema={})
+
+
+def _field(state, name):
+    return state[name] if isinstance(state, dict) else getattr(state, name)
+
+
+def with_ema(state, params):
+    """`state` (a train state or a dict of its fields) with its moving average
+    set to a copy of `params`: a run that starts keeping one."""
+    ema = jax.tree_util.tree_map(jnp.copy, params)
+    if isinstance(state, dict):
+        return dict(state, ema=ema)
+    return state.replace(ema=ema)
 
 
 def _one_line(error, limit=200):
@@ -344,7 +392,8 @@ def param_shapes(config):
 def restore_params(workdir, config=None):
     """The parameters of the newest checkpoint in `workdir`, for inference.
 
-    Reads only the parameters and the pruning masks of the saved train state:
+    Reads only the parameters (the moving average of them when the run keeps
+    one, `train.ema_decay`) and the pruning masks of the saved train state:
     no optimizer, optimizer state or device mesh is built.
 
     Args:
@@ -366,11 +415,14 @@ def restore_params(workdir, config=None):
         check_compatible(saved, config, workdir)
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     params, masks = abstract(param_shapes(config), sharding)
+    fields = dict(params=params, masks=masks)
+    if config.train.get("ema_decay", 0.0):
+        fields["ema"] = params
     mngr = manager(workdir, config, read_only=True)
     try:
-        state, step = restore(mngr, dict(params=params, masks=masks))
+        state, step = restore(mngr, fields)
     finally:
         mngr.close()
     if state is None:
         raise errors.SubscaleError(f"{workdir}: no checkpoint to load")
-    return config, state["params"], state["masks"], step
+    return config, state.get("ema") or state["params"], state["masks"], step

@@ -88,6 +88,8 @@ def validate(config, num_devices=None):
             t.resume_from,
             "and train.init_from are two ways to start a run: set one",
         )
+    if not 0.0 <= t.get("ema_decay", 0.0) < 1.0:
+        _fail("train.ema_decay", t.ema_decay, "must be in [0, 1) (0 = off)")
     if t.nonfinite not in ("stop", "skip"):
         _fail("train.nonfinite", t.nonfinite, 'must be "stop" or "skip"')
     if config.sampling.noise not in sampling.NOISE_KINDS:

@@ -8,7 +8,10 @@ at each piece:
 
 - `state.npz`: every leaf of the train state by its path: the step, the
   parameters and pruning masks (float32, exact) and the Adam moments, exact
-  (float32) or compact (bfloat16 bits, half the size, `moments`);
+  (float32) or compact (bfloat16 bits, half the size, `moments`), and the
+  moving average of the weights (`train.ema_decay`), exact or, when compact,
+  as bfloat16 bits of its difference from the parameters (small, so the
+  rounding is far below the average's own spread);
 - `bundle.json`: the step, the moments' dtype, the run's config and the cost
   so far;
 - `metrics.jsonl`: the run's metrics up to that step, so that the learning
@@ -48,6 +51,11 @@ def _is_moment(name):
     return name.startswith(".opt_state") and (".mu" in name or ".nu" in name)
 
 
+def _params_leaf(name):
+    """The parameter leaf whose moving average the leaf `name` is, or None."""
+    return ".params" + name[len(".ema") :] if name.startswith(".ema") else None
+
+
 def _to_bfloat16_bits(x):
     """float32 -> the upper 16 bits, rounded to nearest even (bfloat16)."""
     bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
@@ -74,12 +82,13 @@ def write(path, state, config, workdir=None, moments="bfloat16", cost=None):
     if moments not in MOMENTS:
         raise errors.SubscaleError(f"moments={moments!r}: must be one of {MOMENTS}")
     leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(state))
+    exact = {_leaf_name(key): np.asarray(value) for key, value in leaves}
     arrays = {}
-    for key, value in leaves:
-        name = _leaf_name(key)
-        value = np.asarray(value)
+    for name, value in exact.items():
         if moments == "bfloat16" and _is_moment(name):
             value = _to_bfloat16_bits(value)
+        elif moments == "bfloat16" and _params_leaf(name):
+            value = _to_bfloat16_bits(value - exact[_params_leaf(name)])
         arrays[name] = value
     step = int(np.asarray(state.step))
     info = dict(
@@ -138,17 +147,25 @@ def read(path, abstract_state):
         raise errors.SubscaleError(f"{state_path}: unreadable ({e})") from e
     leaves, treedef = jax.tree_util.tree_flatten_with_path(abstract_state)
     values = []
+    compact = info.get("moments") == "bfloat16"
     with stored:
         for key, target in leaves:
             name = _leaf_name(key)
-            if name not in stored:
+            params_leaf = _params_leaf(name)
+            if params_leaf and name not in stored and params_leaf in stored:
+                # A bundle of a run that kept no moving average: it starts here.
+                value = stored[params_leaf]
+            elif name not in stored:
                 raise errors.SubscaleError(
                     f"{state_path}: no {name}: the bundle is of another model "
                     "or optimizer than the config's"
                 )
-            value = stored[name]
-            if info.get("moments") == "bfloat16" and _is_moment(name):
-                value = _from_bfloat16_bits(value)
+            elif compact and _is_moment(name):
+                value = _from_bfloat16_bits(stored[name])
+            elif compact and params_leaf:
+                value = stored[params_leaf] + _from_bfloat16_bits(stored[name])
+            else:
+                value = stored[name]
             if tuple(value.shape) != tuple(target.shape):
                 raise errors.SubscaleError(
                     f"{state_path}: {name} has shape {value.shape}, the config's "

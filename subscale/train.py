@@ -59,6 +59,26 @@ class TrainState:
     # train.carry_state: {"h": [batch * B, H]} the rows' states after the last
     # crop, which the next crop of the same batch slot starts from; else {}.
     carried: Any = flax.struct.field(default_factory=dict)
+    # train.ema_decay > 0: the moving average of `params` (same tree) that
+    # evaluation, export and inference use (`inference_params`); else {}.
+    ema: Any = flax.struct.field(default_factory=dict)
+
+
+def inference_params(state):
+    """The weights a state is evaluated and exported with: the moving average
+    when the run keeps one, else the parameters."""
+    return state.ema or state.params
+
+
+def ema_update(ema, params, step, decay):
+    """The moving average after the update that reached `step` (>= 1).
+
+    The decay ramps up as min(decay, (1 + step) / (10 + step)), so that the
+    average forgets the initial weights within the first steps; a run that
+    starts keeping it late (ema = params) takes `decay` from its first update.
+    """
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree_util.tree_map(lambda e, p: e + (1.0 - d) * (p - e), ema, params)
 
 
 def make_optimizer(config, start_step=0):
@@ -118,6 +138,7 @@ def create_train_state(config, model, optimizer, key):
         masks=masks,
         skipped=jnp.zeros((), jnp.int32),
         carried=carried,
+        ema=params if config.train.get("ema_decay", 0.0) else {},
     )
 
 
@@ -148,7 +169,9 @@ def nll_bits(model, params, batch, margins=(0, 0), initial_state=None):
     return total, weights.sum() * log_p.shape[-1], final
 
 
-def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
+def train_step(
+    state, batch, *, model, optimizer, nonfinite, margins=(0, 0), ema_decay=0.0
+):
     """One optimizer step. Pure; jit with the state donated.
 
     Args:
@@ -161,6 +184,7 @@ def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
       nonfinite: "stop" (apply anyway; the host stops at the next check) or
         "skip" (leave params and optimizer state unchanged, count the step).
       margins: context columns (left, right) around the crop in batch inputs.
+      ema_decay: the decay of `state.ema` (kept when the state has one).
 
     Returns:
       (new state, metrics dict of scalars).
@@ -192,12 +216,19 @@ def train_step(state, batch, *, model, optimizer, nonfinite, margins=(0, 0)):
         opt_state = jax.tree_util.tree_map(keep, opt_state, state.opt_state)
         skipped = skipped + (~finite).astype(jnp.int32)
     carried = {"h": final.astype(jnp.float32)} if state.carried else {}
+    ema = state.ema
+    if ema:
+        # Pruned weights stay exact zeros in the average too.
+        ema = sparsity.apply_masks(
+            ema_update(ema, params, state.step + 1, ema_decay), state.masks
+        )
     new_state = state.replace(
         step=state.step + 1,
         params=params,
         opt_state=opt_state,
         skipped=skipped,
         carried=carried,
+        ema=ema,
     )
     metrics = dict(loss_bits=loss, grad_norm=grad_norm, finite=finite, skipped=skipped)
     return new_state, metrics
@@ -223,6 +254,7 @@ class Trainer:
                 optimizer=self.optimizer,
                 nonfinite=config.train.nonfinite,
                 margins=self.margins,
+                ema_decay=float(config.train.get("ema_decay", 0.0)),
             ),
             donate_argnums=0,
         )
@@ -268,6 +300,7 @@ class Trainer:
                 params=params,
                 opt_state=self.optimizer.init(params),
                 masks=masks,
+                ema=jax.tree_util.tree_map(jnp.copy, params) if state.ema else {},
             ),
             self.replicated,
         )
@@ -497,7 +530,7 @@ def _train_and_evaluate(config, workdir):
                 break
             if step % t.eval_every_steps == 0 or step == t.num_steps:
                 record, generated = _periodic_evaluation(
-                    trainer, state.params, dev, dev_clips
+                    trainer, inference_params(state), dev, dev_clips
                 )
                 last.update(step=step, dev_samples=record.pop("dev_samples"))
                 last.update(record)
@@ -508,7 +541,12 @@ def _train_and_evaluate(config, workdir):
                 logging.info("step %d: dev %s", step, json.dumps(record))
             if t.vocode_every_steps and step % t.vocode_every_steps == 0:
                 _vocode_dev_clip(
-                    trainer, state.params, dev_utts[0], workdir, step, summary
+                    trainer,
+                    inference_params(state),
+                    dev_utts[0],
+                    workdir,
+                    step,
+                    summary,
                 )
             if due_save:
                 checkpointing.save(mngr, step, state, config, force=step == t.num_steps)

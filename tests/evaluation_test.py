@@ -170,7 +170,8 @@ def test_a_workdir_written_before_the_recipe_fields_still_loads(tmp_path):
 
 
 def test_a_workdir_written_before_the_recipe_fields_resumes_training(tmp_path):
-    """Its train state still holds `rng`, which TrainState has since lost."""
+    """Its train state still holds `rng`, which TrainState has since lost, and
+    lacks `ema`, which a run that now keeps a moving average starts."""
     workdir = str(tmp_path / "old")
     shutil.copytree(OLD_WORKDIR, workdir)
     saved = checkpointing.load_config(workdir)
@@ -179,6 +180,7 @@ def test_a_workdir_written_before_the_recipe_fields_resumes_training(tmp_path):
     config.sparsity.block_shape = tuple(saved.sparsity.block_shape)
     config.sparsity.prune = tuple(saved.sparsity.prune)
     config.train.num_steps = 6
+    config.train.ema_decay = 0.9
     train.train_and_evaluate(config, workdir)
     with open(os.path.join(workdir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
@@ -186,3 +188,6 @@ def test_a_workdir_written_before_the_recipe_fields_resumes_training(tmp_path):
     _, params, _, step = checkpointing.restore_params(workdir)
     assert step == 6
     assert 0.4 < float(np.mean(models.matrix(params, "R") == 0)) < 0.6
+    config.train.ema_decay = 0.0
+    _, plain, _, _ = checkpointing.restore_params(workdir, config)
+    assert not np.allclose(models.matrix(params, "R"), models.matrix(plain, "R"))

@@ -11,6 +11,7 @@ from configs import tiny
 from experiments import resume_bundle
 from subscale import checkpointing
 from subscale import errors
+from subscale import pretrained
 from subscale import resume
 from subscale import train
 
@@ -75,6 +76,51 @@ def test_compact_moments_halve_them_and_cost_little(unbroken, tmp_path):
         jax.tree_util.tree_leaves(expected.params),
     ):
         np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_a_moving_average_continues_from_a_bundle_and_starts_on_an_old_one(
+    unbroken, tmp_path
+):
+    """With `train.ema_decay` the average travels in the bundle (exact, or as a
+    compact difference); a bundle or checkpoint written before the run kept
+    one starts it at the parameters; inference loads the average."""
+    config = tiny.get_config()
+    config.train.ema_decay = 0.9
+    averaged = str(tmp_path / "averaged")
+    train.train_and_evaluate(config, averaged)
+    expected, _ = _state(averaged)
+    assert not np.allclose(
+        jax.tree_util.tree_leaves(expected.ema)[0],
+        jax.tree_util.tree_leaves(expected.params)[0],
+    )
+    config.train.resume_from = str(tmp_path / "exact")
+    resume_bundle.write_bundle(averaged, config.train.resume_from, "float32", step=2)
+    train.train_and_evaluate(config, str(tmp_path / "continued"))
+    state, _ = _state(str(tmp_path / "continued"))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state, expected)
+    for average, want in ((True, expected.ema), (False, expected.params)):
+        _, params, _ = pretrained.restore(str(tmp_path / "continued"), average)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, params, want)
+
+    compact = str(tmp_path / "compact")
+    resume_bundle.write_bundle(averaged, compact, "bfloat16", step=4)
+    at_4, _ = resume.read(compact, train.Trainer(config).abstract_state())
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=0, atol=1e-6),
+        jax.device_get(at_4.ema),
+        expected.ema,
+    )
+    # The bundle and the checkpoint of a run without an average: it starts at
+    # the parameters.
+    old = str(tmp_path / "old")
+    resume_bundle.write_bundle(unbroken, old, "float32", step=4)
+    at_4, _ = resume.read(old, train.Trainer(config).abstract_state())
+    plain, _ = _state(unbroken)
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal, jax.device_get(at_4.ema), plain.params
+    )
+    _, params, _, _ = checkpointing.restore_params(unbroken, config)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, params, plain.params)
 
 
 def test_a_missing_bundle_names_the_field(tmp_path):

@@ -182,6 +182,41 @@ def test_train_step_keeps_hand_masked_weights_at_zero():
     assert np.mean(after[mask == 1] != r[mask == 1]) > 0.9
 
 
+def test_the_moving_average_follows_the_parameters():
+    """`train.ema_decay`: after each step the average moves (1 - d) of the way
+    to the new parameters, d ramping up to the decay; pruned weights stay
+    zeros in it; evaluation takes it."""
+    config = tiny.get_config()
+    config.train.ema_decay = 0.6
+    trainer = train.Trainer(config)
+    state = trainer.init_state(0)
+    r = np.asarray(models.matrix(state.params, "R"))
+    mask = (np.random.default_rng(0).uniform(size=r.shape) < 0.5).astype(r.dtype)
+    masks = models.matrix_tree({"R": jnp.asarray(mask)})
+    params = sparsity.apply_masks(state.params, masks)
+    ema = jax.tree_util.tree_map(jnp.copy, params)
+    state = state.replace(masks=masks, params=params, ema=ema)
+    expected = jax.device_get(params)
+    batch = _random_batch(trainer, np.random.default_rng(1))
+    for step in range(1, 4):
+        state, _ = trainer.train_step(state, trainer.shard(batch))
+        d = min(0.6, (1 + step) / (10 + step))
+        new = jax.device_get(state.params)
+        expected = jax.tree_util.tree_map(
+            lambda e, p, d=d: d * e + (1 - d) * p, expected, new
+        )
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+        jax.device_get(state.ema),
+        expected,
+    )
+    average = np.asarray(models.matrix(state.ema, "R"))
+    assert np.all(average[mask == 0] == 0)
+    assert not np.allclose(average, models.matrix(state.params, "R"))
+    assert train.inference_params(state) is state.ema
+    assert train.inference_params(state.replace(ema={})) is state.params
+
+
 def test_nonfinite_loss_stops_and_keeps_the_checkpoint(tmp_path):
     config = tiny.get_config()
     config.train.num_steps = 2

@@ -65,9 +65,12 @@ def locate(model):
     return model if is_model_dir(model) else path_of(model)
 
 
-def restore(path):
+def restore(path, average=True):
     """(config, params, step) of a training workdir (its newest checkpoint), an
     exported model folder or a packaged model's name.
+
+    A workdir gives the moving average of its weights when it keeps one
+    (`train.ema_decay`), or with `average` False the weights themselves.
 
     Raises:
       SubscaleError: `path` is none of these (the message lists the packaged
@@ -75,7 +78,12 @@ def restore(path):
     """
     path = str(path)
     if os.path.isdir(path) and not is_model_dir(path):
-        config, params, _, step = checkpointing.restore_params(path)
+        config = checkpointing.load_config(path)
+        decay = config.train.ema_decay
+        if not average:
+            config.train.ema_decay = 0.0
+        config, params, _, step = checkpointing.restore_params(path, config)
+        config.train.ema_decay = decay
         return config, params, step
     config, params, info = read(locate(path))
     return config, params, info.get("step")
