@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import tiny
+from experiments import checkpoint_average
 from experiments import resume_bundle
 from subscale import checkpointing
 from subscale import errors
@@ -121,6 +122,23 @@ def test_a_moving_average_continues_from_a_bundle_and_starts_on_an_old_one(
     )
     _, params, _, _ = checkpointing.restore_params(unbroken, config)
     jax.tree_util.tree_map(np.testing.assert_array_equal, params, plain.params)
+
+
+def test_checkpoint_average_reads_each_gathered_step(unbroken, tmp_path):
+    """experiments/checkpoint_average reads every step folder of a gathered
+    copy as that checkpoint's own weights."""
+    folder = os.path.join(unbroken, "checkpoints")
+    assert checkpoint_average.steps_in(folder)[-2:] == [2, 4]
+    config_path = os.path.join(unbroken, "config.json")
+    at_4 = checkpoint_average.params_at(config_path, folder, 4, str(tmp_path))
+    at_2 = checkpoint_average.params_at(config_path, folder, 2, str(tmp_path))
+    expected, _ = _state(unbroken)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, at_4, expected.params)
+    assert not np.array_equal(
+        jax.tree_util.tree_leaves(at_2)[0], jax.tree_util.tree_leaves(at_4)[0]
+    )
+    with pytest.raises(errors.SubscaleError, match="no step folders"):
+        checkpoint_average.steps_in(str(tmp_path / "2"))
 
 
 def test_a_missing_bundle_names_the_field(tmp_path):
