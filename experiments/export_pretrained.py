@@ -327,7 +327,8 @@ def trend(points, samples_per_step, references):
         slope, intercept = np.polyfit(x, y, 1)
         last = float(y[-1])
         better = -1.0 if sense == "<=" else 1.0
-        if better * (last - target) >= 0:
+        # Four decimals: float32 puts a 24-bit cap at 24.000002.
+        if better * (round(last, 4) - target) >= 0:
             samples = 0.0
         elif better * slope <= 0:
             samples = None
