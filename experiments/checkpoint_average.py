@@ -26,6 +26,7 @@ from experiments import compare
 from subscale import checkpointing
 from subscale import errors
 from subscale import evaluation
+from subscale import pretrained
 
 FLAGS = flags.FLAGS
 
@@ -59,9 +60,7 @@ def params_at(config_path, folder, step, scratch):
         os.path.abspath(os.path.join(folder, str(step))),
         os.path.join(workdir, "checkpoints", str(step)),
     )
-    config = checkpointing.load_config(workdir)
-    config.train.ema_decay = 0.0
-    _, params, _, restored = checkpointing.restore_params(workdir, config)
+    _, params, restored = pretrained.restore(workdir, average=False)
     assert restored == step, (restored, step)
     return params
 
