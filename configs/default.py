@@ -62,6 +62,9 @@ def get_config():
     train.warmup_steps = 1_000  # linear warm-up from 0 to the peak
     train.decay_steps = 0  # cosine decay length after warm-up (0 = num_steps)
     train.end_lr_factor = 0.1  # final learning rate as a fraction of the peak
+    # Last steps of the run in which the rate falls linearly from the
+    # schedule's value to the end value (0 = none: the schedule to the end).
+    train.cooldown_steps = 0
     train.clip_norm = 1.0  # global-norm gradient clipping
     # Decay of an exponential moving average of the weights, which evaluation,
     # export and inference use (0 = off: the weights themselves).

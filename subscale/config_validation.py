@@ -88,6 +88,12 @@ def validate(config, num_devices=None):
             t.resume_from,
             "and train.init_from are two ways to start a run: set one",
         )
+    if not 0 <= t.get("cooldown_steps", 0) <= t.num_steps:
+        _fail(
+            "train.cooldown_steps",
+            t.cooldown_steps,
+            f"must be in [0, train.num_steps={t.num_steps}] (0 = no cool-down)",
+        )
     if not 0.0 <= t.get("ema_decay", 0.0) < 1.0:
         _fail("train.ema_decay", t.ema_decay, "must be in [0, 1) (0 = off)")
     if t.nonfinite not in ("stop", "skip"):

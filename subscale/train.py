@@ -81,6 +81,18 @@ def ema_update(ema, params, step, decay):
     return jax.tree_util.tree_map(lambda e, p: e + (1.0 - d) * (p - e), ema, params)
 
 
+def _with_cooldown(schedule, start, length, end):
+    """`schedule` until `start`, then a straight line from its value there to
+    `end` over `length` steps (reached at step start + length)."""
+
+    def cooled(step):
+        frac = jnp.clip((step - start) / length, 0.0, 1.0)
+        line = schedule(start) + (end - schedule(start)) * frac
+        return jnp.where(step < start, schedule(step), line)
+
+    return cooled
+
+
 def make_optimizer(config, start_step=0):
     """Adam with global-norm clipping on a warm-up + cosine decay schedule.
 
@@ -91,19 +103,28 @@ def make_optimizer(config, start_step=0):
         a second linear warm-up of `train.warmup_steps` so that the fresh
         moments do not take full-size steps at once.
 
+    With `train.cooldown_steps` = n > 0, the last n steps of the run leave
+    the schedule and fall linearly from its value at step num_steps - n to
+    the end value: with `train.decay_steps` set beyond num_steps, a short run
+    cools down a long run's weights at any step of its schedule.
+
     Returns:
       (optimizer, schedule): `schedule(step)` is the learning rate of the
       update that takes the state from `step` to `step + 1`.
     """
     t = config.train
     decay = int(t.decay_steps) or max(int(t.num_steps), int(t.warmup_steps) + 1)
+    end = float(t.learning_rate) * float(t.end_lr_factor)
     base = optax.warmup_cosine_decay_schedule(
         init_value=0.0,
         peak_value=float(t.learning_rate),
         warmup_steps=int(t.warmup_steps),
         decay_steps=decay,
-        end_value=float(t.learning_rate) * float(t.end_lr_factor),
+        end_value=end,
     )
+    cooldown = int(t.get("cooldown_steps", 0))
+    if cooldown:
+        base = _with_cooldown(base, int(t.num_steps) - cooldown, cooldown, end)
     if start_step:
         warmup = max(int(t.warmup_steps), 1)
 

@@ -358,6 +358,7 @@ def test_checkpoint_of_other_features(capsys, trained):
         ("sparsity.target", 1.0),
         ("data.seq_len", 333),
         ("train.nonfinite", "ignore"),
+        ("train.cooldown_steps", 10**9),
     ],
 )
 def test_invalid_values(capsys, tmp_path, field, value):

@@ -115,6 +115,24 @@ def test_the_warm_started_optimizer_takes_its_first_step_at_the_ramped_rate():
     np.testing.assert_allclose(updates["w"], -expected, rtol=1e-4)
 
 
+def test_the_cooldown_falls_linearly_from_the_schedule_to_the_end_value():
+    config = tiny.get_config()
+    config.train.warmup_steps = 5
+    config.train.decay_steps = 1_000  # a long run's schedule ...
+    config.train.num_steps = 100  # ... cooled down over its steps 80 to 100
+    long_run = train.make_optimizer(config)[1]
+    config.train.cooldown_steps = 20
+    schedule = train.make_optimizer(config)[1]
+    end = config.train.learning_rate * config.train.end_lr_factor
+    for step in (0, 3, 40, 79, 80):
+        assert float(schedule(step)) == pytest.approx(float(long_run(step)))
+    start = float(long_run(80))
+    assert start > 5 * end
+    assert float(schedule(90)) == pytest.approx((start + end) / 2)
+    assert float(schedule(95)) == pytest.approx(start + 0.75 * (end - start))
+    assert float(schedule(100)) == pytest.approx(end)
+
+
 def test_warm_start_from_a_missing_model_names_the_field(tmp_path):
     config = tiny.get_config()
     config.train.init_from = "no-such-model"
