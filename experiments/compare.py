@@ -6,8 +6,9 @@ eval crop, or --crops of them (with its
 coarse / fine, row and edge parts, and how much it uses its mel) and the
 free-running quality of the same fixed clips vocoded from their mel
 (`subscale/evaluation.py`): log-mel distance, loudness correlation, quiet-frame
-excess, STOI and PESQ (`pip install -e '.[experiments]'`). Prints one markdown
-table; every change to the training recipe is judged by it.
+excess, STOI and PESQ (`pip install -e '.[experiments]'`), with --by_voice
+also for each voice's clips. Prints one markdown table (and one of the
+voices); every change to the training recipe is judged by it.
 
 Each run is scored on its own held-out data, or with --yardstick=RUN on the
 held-out data of RUN's config (`YARDSTICK_FIELDS`), e.g. a packaged model beside
@@ -17,6 +18,8 @@ Run (from the repository root):
   python -m experiments.compare --workdirs=/tmp/demo,/tmp/demo16
   python -m experiments.compare --workdirs=runs/speech16k,speech16k \
       --yardstick=runs/speech16k --crops=64 --clips=4
+  python -m experiments.compare --workdirs=runs/speech16k,speech16k \
+      --yardstick=runs/speech16k --crops=1 --clips=48 --by_voice
   python -m experiments.compare --workdirs=/tmp/demo --clips=8 --clip_seconds=3 \
       --coarse_temperature=0.7 --prob_floor=0.002 --eval_dir=/data/held_out
 """
@@ -29,9 +32,11 @@ import tempfile
 from absl import app
 from absl import flags
 
+from subscale import audio
 from subscale import checkpointing
 from subscale import evaluation
 from subscale import input_pipeline
+from subscale import models
 from subscale import pretrained
 
 # The config fields that say which held-out audio a run is scored on; the
@@ -80,6 +85,7 @@ def score(
     yardstick="",
     crops=0,
     average=True,
+    by_voice=False,
 ):
     """`evaluation.evaluate` of a run with its saved config and these clips.
 
@@ -97,6 +103,8 @@ def score(
       crops: NLL on this many evenly spaced eval crops (0 = every crop).
       average: a workdir's moving average of the weights when it keeps one
         (`train.ema_decay`); False: the weights themselves.
+      by_voice: also the free-running metrics of each voice's clips
+        (`input_pipeline.voices`), as `by_voice` {voice: metrics and `clips`}.
 
     Returns:
       The result dict (eval.json is left as it was).
@@ -109,15 +117,57 @@ def score(
             config[section][name] = reference[section].get(name)
     _set_scoring(config, clips, clip_seconds, eval_dir, sampling)
 
+    scored = config
+    if by_voice:  # the clips are drawn once, by _by_voice
+        scored = config.copy_and_resolve_references()
+        scored.train.eval_clips = 0
+
     def evaluate(cache_home):
-        return evaluation.evaluate(
-            config, cache_home, params=params, step=step, write=False, max_crops=crops
+        result = evaluation.evaluate(
+            scored, cache_home, params=params, step=step, write=False, max_crops=crops
         )
+        if by_voice:
+            result.update(_by_voice(config, params, cache_home))
+        return result
 
     if os.path.isdir(home) and not pretrained.is_model_dir(home):
         return evaluate(home)
     with tempfile.TemporaryDirectory(prefix="compare-") as cache:
         return evaluate(cache)  # a model folder keeps no feature cache
+
+
+def _by_voice(config, params, cache_home):
+    """The free-running means over all clips and `by_voice` (see `score`)."""
+    utterances = input_pipeline.eval_utterances(config, cache_home)
+    count = int(config.train.eval_clips)
+    seconds = float(config.train.eval_clip_seconds)
+    d = config.data
+    clip_list = evaluation.clips(
+        utterances, count, seconds, d.hop_length, d.sample_rate
+    )
+    mel_cfg = audio.MelConfig.from_config(d)
+    scores, generated = evaluation.free_running(
+        models.ModelConfig.from_config(config),
+        params,
+        clip_list,
+        mel_cfg,
+        config.sampling,
+    )
+    paths = [utterances[i].path for i in evaluation.clip_picks(utterances, count)]
+    voices = input_pipeline.voices(paths, d.eval_dir or d.train_dir)
+    groups = {}
+    for clip, wave, voice in zip(clip_list, generated, voices, strict=True):
+        groups.setdefault(voice, []).append((clip, wave))
+    per_voice = {}
+    for voice, pairs in sorted(groups.items()):
+        clip_group, waves = zip(*pairs, strict=True)
+        per_voice[voice] = dict(
+            clips=len(pairs),
+            **evaluation.score_clips(clip_group, waves, mel_cfg, d.hop_length),
+        )
+    return dict(
+        clips=len(clip_list), clip_seconds=seconds, **scores, by_voice=per_voice
+    )
 
 
 def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
@@ -150,17 +200,27 @@ def _fmt(value, digits):
     return f"{value:.{digits}f}"
 
 
-def table(names, results):
+def table(names, results, columns=COLUMNS):
     """A markdown table: one row per (name, result dict)."""
-    head = "| run | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "|---" * (len(COLUMNS) + 1) + "|"
+    head = "| run | " + " | ".join(title for _, title, _ in columns) + " |"
+    rule = "|---" * (len(columns) + 1) + "|"
     rows = [
         f"| {name} | "
-        + " | ".join(_fmt(result.get(key), d) for key, _, d in COLUMNS)
+        + " | ".join(_fmt(result.get(key), d) for key, _, d in columns)
         + " |"
         for name, result in zip(names, results)
     ]
     return "\n".join([head, rule, *rows]) + "\n"
+
+
+def voice_table(names, results):
+    """A markdown table of each run's `by_voice` scores: a row per run and voice."""
+    rows = [
+        (f"{name}, {voice} ({scores['clips']} clips)", scores)
+        for name, result in zip(names, results)
+        for voice, scores in result.get("by_voice", {}).items()
+    ]
+    return table(*zip(*rows), columns=FREE_RUNNING_COLUMNS) if rows else ""
 
 
 def define_flags():
@@ -180,6 +240,12 @@ def define_flags():
         True,
         "Score a workdir's moving average of the weights when it keeps one "
         "(train.ema_decay); --noaverage: the weights themselves.",
+    )
+    flags.DEFINE_bool(
+        "by_voice",
+        False,
+        "Also the free-running metrics of each voice's clips (the manifest's "
+        "speaker column, else each file's first folder under the corpus).",
     )
     flags.DEFINE_integer("clips", 4, "Free-running clips.")
     flags.DEFINE_float("clip_seconds", 2.0, "Seconds per clip.")
@@ -208,12 +274,14 @@ def main(argv):
             yardstick=flag.yardstick,
             crops=flag.crops,
             average=flag.average,
+            by_voice=flag.by_voice,
         )
         for w in flag.workdirs
     ]
     for result in results:
         print(json.dumps(result))
     print(table(flag.workdirs, results), end="")
+    print(voice_table(flag.workdirs, results), end="")
 
 
 if __name__ == "__main__":

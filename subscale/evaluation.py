@@ -161,6 +161,13 @@ class NllEvaluator:
         return result
 
 
+def clip_picks(utterances, count):
+    """The indices of the utterances that `clips` takes, in order."""
+    if count <= 0 or not utterances:
+        return np.zeros((0,), int)
+    return np.unique(np.linspace(0, len(utterances) - 1, count).round().astype(int))
+
+
 def clips(utterances, count, seconds, hop_length, sample_rate):
     """The fixed free-running clips: the first `seconds` of `count` utterances
     spread evenly over the list (all of them when fewer).
@@ -168,12 +175,9 @@ def clips(utterances, count, seconds, hop_length, sample_rate):
     Returns:
       [(name, int16 samples [frames * hop], mel [frames, n_mels])].
     """
-    if count <= 0 or not utterances:
-        return []
-    picked = np.unique(np.linspace(0, len(utterances) - 1, count).round().astype(int))
     frames = max(1, int(seconds * sample_rate) // hop_length)
     out = []
-    for index in picked:
+    for index in clip_picks(utterances, count):
         u = utterances[index]
         mel = u.mel[:frames]
         name = os.path.splitext(os.path.basename(u.path))[0]

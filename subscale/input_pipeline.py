@@ -217,6 +217,33 @@ def _read_manifest(manifest, skip_bad_files=False):
     return _present(manifest, entries, skip_bad_files)
 
 
+def voices(paths, root):
+    """Whose voice each of `paths` (files of the corpus at `root`) is.
+
+    The `speaker` column of the manifest row that lists the file when `root`
+    is a manifest corpus with that column; else the first folder of the file's
+    path under the corpus folder, "" for a file at its top.
+    """
+    root = resolve_corpus(root)
+    is_list = os.path.isfile(root) and root.endswith(".csv")
+    manifest = root if is_list else os.path.join(root, MANIFEST)
+    folder = os.path.dirname(os.path.abspath(root)) if is_list else root
+    folder = os.path.abspath(folder)
+    speakers = {}
+    if os.path.basename(manifest) != METADATA and os.path.isfile(manifest):
+        with open(manifest, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                if row.get("speaker") and row.get("file"):
+                    path = os.path.normpath(os.path.join(folder, row["file"]))
+                    speakers[path] = row["speaker"]
+    out = []
+    for path in paths:
+        path = os.path.normpath(os.path.abspath(path))
+        parts = os.path.relpath(path, folder).split(os.sep)
+        out.append(speakers.get(path, parts[0] if len(parts) > 1 else ""))
+    return out
+
+
 def _read_metadata(metadata, dev_fraction, skip_bad_files=False):
     """[(path, split)] of the `id|text|normalized` lines of an LJSpeech
     metadata.csv: `wavs/<id>.wav` beside it, split by a hash of that path."""

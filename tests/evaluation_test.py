@@ -136,6 +136,23 @@ def test_compare_scores_a_model_on_another_runs_held_out_data(trained, tmp_path)
         compare.score(model, **kwargs)
 
 
+def test_compare_by_voice_splits_the_same_clips_among_their_voices(trained):
+    _, workdir = trained
+    kwargs = dict(clips=3, clip_seconds=0.5, crops=1)
+    plain = compare.score(workdir, **kwargs)
+    split = compare.score(workdir, by_voice=True, **kwargs)
+    voices = split.pop("by_voice")
+    assert split == plain  # the same clips, drawn once
+    assert sum(v["clips"] for v in voices.values()) == plain["clips"] == 3
+    for scores in voices.values():
+        assert np.isfinite(scores["log_mel_db"])
+    if len(voices) == 1:
+        (only,) = voices.values()
+        assert only["log_mel_db"] == pytest.approx(plain["log_mel_db"])
+    rows = compare.voice_table(["run"], [dict(plain, by_voice=voices)]).splitlines()
+    assert len(rows) == 2 + len(voices) and rows[2].startswith("| run, ")
+
+
 def test_restore_params_reads_no_optimizer_state(trained):
     config, workdir = trained
     _, params, masks, step = checkpointing.restore_params(workdir)

@@ -127,6 +127,21 @@ def test_list_audio_manifest(corpus):
     assert input_pipeline.list_audio(manifest) == expected
 
 
+def test_voices_are_the_manifest_speakers_else_the_first_folder(corpus):
+    paths = [os.path.join(corpus, name) for name in ("a/one.wav", "b/three.wav")]
+    top = os.path.join(corpus, "top.wav")
+    assert input_pipeline.voices([*paths, top], corpus) == ["a", "b", ""]
+    manifest = os.path.join(corpus, "manifest.csv")
+    with open(manifest, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["file", "speaker", "split"])
+        writer.writerow(["b/three.wav", "x", "dev"])
+        writer.writerow(["a/one.wav", "y", "train"])
+    two = os.path.join(corpus, "a", "two.flac")  # not listed: its folder
+    for root in (corpus, manifest):
+        assert input_pipeline.voices([*paths, two], root) == ["y", "x", "a"]
+
+
 def test_list_audio_manifest_missing_file(corpus):
     with open(os.path.join(corpus, "manifest.csv"), "w") as f:
         f.write("file,split\na/one.wav,train\na/gone.wav,dev\n")
