@@ -112,13 +112,19 @@ def test_hash_split_does_not_depend_on_the_folder_location(corpus, tmp_path):
         assert [s for _, s in here] == [s for _, s in there]
 
 
-def test_list_audio_manifest(corpus):
+def _two_row_manifest(corpus):
+    """manifest.csv in `corpus`: b/three.wav (speaker x, dev), a/one.wav (y, train)."""
     manifest = os.path.join(corpus, "manifest.csv")
     with open(manifest, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "speaker", "split"])
         writer.writerow(["b/three.wav", "x", "dev"])
         writer.writerow(["a/one.wav", "y", "train"])
+    return manifest
+
+
+def test_list_audio_manifest(corpus):
+    manifest = _two_row_manifest(corpus)
     expected = [
         (os.path.join(corpus, "b/three.wav"), "dev"),
         (os.path.join(corpus, "a/one.wav"), "train"),
@@ -131,12 +137,7 @@ def test_voices_are_the_manifest_speakers_else_the_first_folder(corpus):
     paths = [os.path.join(corpus, name) for name in ("a/one.wav", "b/three.wav")]
     top = os.path.join(corpus, "top.wav")
     assert input_pipeline.voices([*paths, top], corpus) == ["a", "b", ""]
-    manifest = os.path.join(corpus, "manifest.csv")
-    with open(manifest, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["file", "speaker", "split"])
-        writer.writerow(["b/three.wav", "x", "dev"])
-        writer.writerow(["a/one.wav", "y", "train"])
+    manifest = _two_row_manifest(corpus)
     two = os.path.join(corpus, "a", "two.flac")  # not listed: its folder
     for root in (corpus, manifest):
         assert input_pipeline.voices([*paths, two], root) == ["y", "x", "a"]
