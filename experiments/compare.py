@@ -32,11 +32,9 @@ import tempfile
 from absl import app
 from absl import flags
 
-from subscale import audio
 from subscale import checkpointing
 from subscale import evaluation
 from subscale import input_pipeline
-from subscale import models
 from subscale import pretrained
 
 # The config fields that say which held-out audio a run is scored on; the
@@ -139,35 +137,7 @@ def score(
 def _by_voice(config, params, cache_home):
     """The free-running means over all clips and `by_voice` (see `score`)."""
     utterances = input_pipeline.eval_utterances(config, cache_home)
-    count = int(config.train.eval_clips)
-    seconds = float(config.train.eval_clip_seconds)
-    d = config.data
-    clip_list = evaluation.clips(
-        utterances, count, seconds, d.hop_length, d.sample_rate
-    )
-    mel_cfg = audio.MelConfig.from_config(d)
-    scores, generated = evaluation.free_running(
-        models.ModelConfig.from_config(config),
-        params,
-        clip_list,
-        mel_cfg,
-        config.sampling,
-    )
-    paths = [utterances[i].path for i in evaluation.clip_picks(utterances, count)]
-    voices = input_pipeline.voices(paths, d.eval_dir or d.train_dir)
-    groups = {}
-    for clip, wave, voice in zip(clip_list, generated, voices, strict=True):
-        groups.setdefault(voice, []).append((clip, wave))
-    per_voice = {}
-    for voice, pairs in sorted(groups.items()):
-        clip_group, waves = zip(*pairs, strict=True)
-        per_voice[voice] = dict(
-            clips=len(pairs),
-            **evaluation.score_clips(clip_group, waves, mel_cfg, d.hop_length),
-        )
-    return dict(
-        clips=len(clip_list), clip_seconds=seconds, **scores, by_voice=per_voice
-    )
+    return evaluation.free_running_scores(config, params, utterances, by_voice=True)
 
 
 def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):

@@ -390,17 +390,19 @@ def param_shapes(config):
     )
 
 
-def restore_params(workdir, config=None):
+def restore_params(workdir, config=None, average=True):
     """The parameters of the newest checkpoint in `workdir`, for inference.
 
     Reads only the parameters (the moving average of them when the run keeps
-    one, `train.ema_decay`) and the pruning masks of the saved train state:
-    no optimizer, optimizer state or device mesh is built.
+    one, `train.ema_decay`, and `average`) and the pruning masks of the saved
+    train state: no optimizer, optimizer state or device mesh is built.
 
     Args:
       workdir: a training workdir.
       config: the config to use (checked against the saved one); default the
         saved config.
+      average: False: the weights themselves, also when the run keeps an
+        average.
 
     Returns:
       (config, params, masks, step).
@@ -417,7 +419,7 @@ def restore_params(workdir, config=None):
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     params, masks = abstract(param_shapes(config), sharding)
     fields = dict(params=params, masks=masks)
-    if config.train.get("ema_decay", 0.0):
+    if average and config.train.get("ema_decay", 0.0):
         fields["ema"] = params
     mngr = manager(workdir, config, read_only=True)
     try:

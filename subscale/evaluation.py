@@ -300,27 +300,39 @@ def data_label(config):
     return f"{input_pipeline.display_path(d.train_dir)} (dev split)"
 
 
-def free_running_scores(config, params, utterances):
+def free_running_scores(config, params, utterances, by_voice=False):
     """`clips`, `clip_seconds` and the `free_running` metrics of the
     config's `train.eval_clips` clips of `utterances`, sampled as
-    `config.sampling` says."""
-    t = config.train
+    `config.sampling` says; with `by_voice`, also `by_voice`: {voice: the
+    metrics of that voice's clips and their count `clips`}
+    (`input_pipeline.voices` of the held-out corpus)."""
+    t, d = config.train, config.data
+    count = int(t.get("eval_clips", 0))
     seconds = float(t.get("eval_clip_seconds", 2.0))
-    clip_list = clips(
-        utterances,
-        int(t.get("eval_clips", 0)),
-        seconds,
-        config.data.hop_length,
-        config.data.sample_rate,
-    )
-    scores, _ = free_running(
+    clip_list = clips(utterances, count, seconds, d.hop_length, d.sample_rate)
+    mel_cfg = audio.MelConfig.from_config(d)
+    scores, generated = free_running(
         models.ModelConfig.from_config(config),
         params,
         clip_list,
-        audio.MelConfig.from_config(config.data),
+        mel_cfg,
         config.sampling,
     )
-    return dict(clips=len(clip_list), clip_seconds=seconds, **scores)
+    result = dict(clips=len(clip_list), clip_seconds=seconds, **scores)
+    if by_voice:
+        paths = [utterances[i].path for i in clip_picks(utterances, count)]
+        groups = {}
+        voices = input_pipeline.voices(paths, d.eval_dir or d.train_dir)
+        for clip, wave, voice in zip(clip_list, generated, voices, strict=True):
+            groups.setdefault(voice, []).append((clip, wave))
+        result["by_voice"] = {}
+        for voice, pairs in sorted(groups.items()):
+            clip_group, waves = zip(*pairs, strict=True)
+            result["by_voice"][voice] = dict(
+                clips=len(pairs),
+                **score_clips(clip_group, waves, mel_cfg, d.hop_length),
+            )
+    return result
 
 
 def evaluate(config, workdir, params=None, step=None, write=True, max_crops=0):

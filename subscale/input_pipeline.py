@@ -227,8 +227,7 @@ def voices(paths, root):
     root = resolve_corpus(root)
     is_list = os.path.isfile(root) and root.endswith(".csv")
     manifest = root if is_list else os.path.join(root, MANIFEST)
-    folder = os.path.dirname(os.path.abspath(root)) if is_list else root
-    folder = os.path.abspath(folder)
+    folder = os.path.abspath(os.path.dirname(root) if is_list else root)
     speakers = {}
     if os.path.basename(manifest) != METADATA and os.path.isfile(manifest):
         with open(manifest, newline="", encoding="utf-8") as f:

@@ -87,9 +87,9 @@ def _with_cooldown(schedule, start, length, end):
 
     def cooled(step):
         frac = jnp.clip((step - start) / length, 0.0, 1.0)
-        line = schedule(start) + (end - schedule(start)) * frac
-        return jnp.where(step < start, schedule(step), line)
+        return jnp.where(step < start, schedule(step), top + (end - top) * frac)
 
+    top = schedule(start)
     return cooled
 
 

@@ -78,12 +78,7 @@ def restore(path, average=True):
     """
     path = str(path)
     if os.path.isdir(path) and not is_model_dir(path):
-        config = checkpointing.load_config(path)
-        decay = config.train.ema_decay
-        if not average:
-            config.train.ema_decay = 0.0
-        config, params, _, step = checkpointing.restore_params(path, config)
-        config.train.ema_decay = decay
+        config, params, _, step = checkpointing.restore_params(path, average=average)
         return config, params, step
     config, params, info = read(locate(path))
     return config, params, info.get("step")
