@@ -84,12 +84,12 @@ def ema_update(ema, params, step, decay):
 def _with_cooldown(schedule, start, length, end):
     """`schedule` until `start`, then a straight line from its value there to
     `end` over `length` steps (reached at step start + length)."""
+    top = schedule(start)
 
     def cooled(step):
         frac = jnp.clip((step - start) / length, 0.0, 1.0)
         return jnp.where(step < start, schedule(step), top + (end - top) * frac)
 
-    top = schedule(start)
     return cooled
 
 
