@@ -66,6 +66,9 @@ def get_config():
     # schedule's value to the end value (0 = none: the schedule to the end).
     train.cooldown_steps = 0
     train.clip_norm = 1.0  # global-norm gradient clipping
+    # Decoupled (AdamW) weight decay of the weight matrices per unit of
+    # learning rate: each update also takes lr * weight_decay * w (0 = off).
+    train.weight_decay = 0.0
     # Decay of an exponential moving average of the weights, which evaluation,
     # export and inference use (0 = off: the weights themselves).
     train.ema_decay = 0.0

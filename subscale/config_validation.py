@@ -96,6 +96,13 @@ def validate(config, num_devices=None):
         )
     if not 0.0 <= t.get("ema_decay", 0.0) < 1.0:
         _fail("train.ema_decay", t.ema_decay, "must be in [0, 1) (0 = off)")
+    if not 0.0 <= t.get("weight_decay", 0.0) < 1.0 / max(t.learning_rate, 1e-12):
+        _fail(
+            "train.weight_decay",
+            t.weight_decay,
+            "must be >= 0 (0 = off) and below 1 / train.learning_rate, or an "
+            "update would scale the weights by zero or less",
+        )
     if t.nonfinite not in ("stop", "skip"):
         _fail("train.nonfinite", t.nonfinite, 'must be "stop" or "skip"')
     if config.sampling.noise not in sampling.NOISE_KINDS:

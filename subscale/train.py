@@ -81,6 +81,22 @@ def ema_update(ema, params, step, decay):
     return jax.tree_util.tree_map(lambda e, p: e + (1.0 - d) * (p - e), ema, params)
 
 
+def decay_weights(params, old, rate):
+    """Decoupled weight decay (AdamW): `params` minus `rate` times the weights
+    before the update, on the matrices only (ndim >= 2; biases are not
+    decayed).
+
+    `rate` is the learning rate of the update times `train.weight_decay`, so
+    the decay follows the schedule as in AdamW. It is applied in the train
+    step rather than inside the optax chain so that the optimizer state, and
+    with it every checkpoint and resume bundle, keeps the same tree with the
+    decay on or off: a run can take it up from any step of a run without it.
+    """
+    return jax.tree_util.tree_map(
+        lambda p, w: p - rate * w if w.ndim >= 2 else p, params, old
+    )
+
+
 def _with_cooldown(schedule, start, length, end):
     """`schedule` until `start`, then a straight line from its value there to
     `end` over `length` steps (reached at step start + length)."""
@@ -191,7 +207,16 @@ def nll_bits(model, params, batch, margins=(0, 0), initial_state=None):
 
 
 def train_step(
-    state, batch, *, model, optimizer, nonfinite, margins=(0, 0), ema_decay=0.0
+    state,
+    batch,
+    *,
+    model,
+    optimizer,
+    nonfinite,
+    margins=(0, 0),
+    ema_decay=0.0,
+    weight_decay=0.0,
+    schedule=None,
 ):
     """One optimizer step. Pure; jit with the state donated.
 
@@ -206,6 +231,10 @@ def train_step(
         "skip" (leave params and optimizer state unchanged, count the step).
       margins: context columns (left, right) around the crop in batch inputs.
       ema_decay: the decay of `state.ema` (kept when the state has one).
+      weight_decay: `train.weight_decay`: the decoupled decay per unit of
+        learning rate (`decay_weights`; 0 = off).
+      schedule: the learning rate of the update from each step (needed with
+        weight_decay).
 
     Returns:
       (new state, metrics dict of scalars).
@@ -226,9 +255,11 @@ def train_step(
     (loss, final), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-    params = sparsity.apply_masks(
-        optax.apply_updates(state.params, updates), state.masks
-    )
+    params = optax.apply_updates(state.params, updates)
+    if weight_decay:
+        rate = schedule(state.step) * weight_decay
+        params = decay_weights(params, state.params, rate)
+    params = sparsity.apply_masks(params, state.masks)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     skipped = state.skipped
     if nonfinite == "skip":
@@ -276,6 +307,8 @@ class Trainer:
                 nonfinite=config.train.nonfinite,
                 margins=self.margins,
                 ema_decay=float(config.train.get("ema_decay", 0.0)),
+                weight_decay=float(config.train.get("weight_decay", 0.0)),
+                schedule=self.schedule,
             ),
             donate_argnums=0,
         )

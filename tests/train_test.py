@@ -200,6 +200,44 @@ def test_train_step_keeps_hand_masked_weights_at_zero():
     assert np.mean(after[mask == 1] != r[mask == 1]) > 0.9
 
 
+def test_weight_decay_is_decoupled_and_spares_biases_and_the_optimizer_state():
+    """`train.weight_decay` = w: a step takes the Adam step and also lr * w of
+    each matrix as it was before the step; biases take the Adam step alone;
+    the optimizer state is the one the run without decay keeps."""
+    batch = _random_batch(train.Trainer(tiny.get_config()), np.random.default_rng(1))
+    results = {}
+    for decay in (0.0, 0.5):
+        config = tiny.get_config()
+        config.train.warmup_steps = 0
+        config.train.weight_decay = decay
+        trainer = train.Trainer(config)
+        state = trainer.init_state(0)
+        before = jax.device_get(state.params)
+        state, _ = trainer.train_step(state, trainer.shard(batch))
+        results[decay] = (jax.device_get(state.params), jax.device_get(state.opt_state))
+        rate = float(trainer.schedule(0)) * decay
+    assert rate > 0
+    plain, decayed = results[0.0][0], results[0.5][0]
+    flat_before = traverse_util.flatten_dict(before)
+    flat_plain = traverse_util.flatten_dict(plain)
+    for key, value in traverse_util.flatten_dict(decayed).items():
+        old = flat_before[key]
+        expected = flat_plain[key] - rate * old if old.ndim >= 2 else flat_plain[key]
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-7)
+    assert np.abs(flat_before[("cell", "R")]).max() * rate > 1e-6  # it did decay
+    plain_opt, decayed_opt = results[0.0][1], results[0.5][1]
+    structure = jax.tree_util.tree_structure
+    assert structure(plain_opt) == structure(decayed_opt)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, plain_opt, decayed_opt)
+
+
+def test_weight_decay_must_be_non_negative():
+    config = tiny.get_config()
+    config.train.weight_decay = -0.1
+    with pytest.raises(errors.SubscaleError, match="train.weight_decay"):
+        train.Trainer(config)
+
+
 def test_the_moving_average_follows_the_parameters():
     """`train.ema_decay`: after each step the average moves (1 - d) of the way
     to the new parameters, d ramping up to the decay; pruned weights stay
