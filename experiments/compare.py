@@ -33,6 +33,7 @@ from absl import app
 from absl import flags
 
 from subscale import checkpointing
+from subscale import distribution
 from subscale import evaluation
 from subscale import input_pipeline
 from subscale import pretrained
@@ -84,6 +85,7 @@ def score(
     crops=0,
     average=True,
     by_voice=False,
+    tail_mass=None,
 ):
     """`evaluation.evaluate` of a run with its saved config and these clips.
 
@@ -103,6 +105,10 @@ def score(
         (`train.ema_decay`); False: the weights themselves.
       by_voice: also the free-running metrics of each voice's clips
         (`input_pipeline.voices`), as `by_voice` {voice: metrics and `clips`}.
+      tail_mass: None, or the uniform tail (`model.tail_mass`) its NLL is
+        scored with instead of its own: the tail is never drawn, so this
+        scores the same sampler under a bounded likelihood, as the packaged
+        first edition got its tail after training.
 
     Returns:
       The result dict (eval.json is left as it was).
@@ -114,6 +120,9 @@ def score(
         for section, name in YARDSTICK_FIELDS:
             config[section][name] = reference[section].get(name)
     _set_scoring(config, clips, clip_seconds, eval_dir, sampling)
+    if tail_mass is not None:
+        distribution.check_tail_mass(tail_mass, "--tail_mass")
+        config.model.tail_mass = tail_mass
 
     scored = config
     if by_voice:  # the clips are drawn once, by _by_voice
@@ -223,6 +232,12 @@ def define_flags():
     flags.DEFINE_float("temperature", None, "Sampling temperature override.")
     flags.DEFINE_float("coarse_temperature", None, "Coarse temperature override.")
     flags.DEFINE_float("prob_floor", None, "Probability floor override.")
+    flags.DEFINE_float(
+        "tail_mass",
+        None,
+        "Score the NLL with this uniform tail (model.tail_mass) instead of the "
+        "model's own; sampling is unchanged (the tail is never drawn).",
+    )
     flags.mark_flag_as_required("workdirs")
 
 
@@ -245,6 +260,7 @@ def main(argv):
             crops=flag.crops,
             average=flag.average,
             by_voice=flag.by_voice,
+            tail_mass=flag.tail_mass,
         )
         for w in flag.workdirs
     ]

@@ -136,6 +136,22 @@ def test_compare_scores_a_model_on_another_runs_held_out_data(trained, tmp_path)
         compare.score(model, **kwargs)
 
 
+def test_compare_scores_the_nll_under_another_tail(trained):
+    """--tail_mass rescores the same predictions as the mixture with a uniform
+    tail: no sample costs over 16 + log2(1 / tail) bits, and the bound (or its
+    absence) moves the NLL; a tail outside [0, 1) is refused by its flag."""
+    _, workdir = trained
+    kwargs = dict(clips=0, crops=2)
+    own = compare.score(workdir, **kwargs)
+    wide = compare.score(workdir, tail_mass=0.25, **kwargs)
+    assert wide["worst_bits"] <= 18.0 + 1e-4
+    assert wide["eval_bits"] != own["eval_bits"]
+    untailed = compare.score(workdir, tail_mass=0.0, **kwargs)
+    assert untailed["worst_bits"] >= own["worst_bits"] - 1e-4
+    with pytest.raises(subscale.SubscaleError, match="--tail_mass"):
+        compare.score(workdir, tail_mass=1.5, **kwargs)
+
+
 def test_compare_by_voice_splits_the_same_clips_among_their_voices(trained):
     _, workdir = trained
     kwargs = dict(clips=3, clip_seconds=0.5, crops=1)
