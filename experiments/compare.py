@@ -24,6 +24,7 @@ Run (from the repository root):
       --coarse_temperature=0.7 --prob_floor=0.002 --eval_dir=/data/held_out
 """
 
+import contextlib
 import json
 import math
 import os
@@ -113,12 +114,7 @@ def score(
     Returns:
       The result dict (eval.json is left as it was).
     """
-    config, params, step = pretrained.restore(workdir, average)
-    home = yardstick or workdir
-    if yardstick:
-        reference = pretrained.restore(yardstick)[0]
-        for section, name in YARDSTICK_FIELDS:
-            config[section][name] = reference[section].get(name)
+    config, params, step = restore_on(workdir, yardstick, average)
     _set_scoring(config, clips, clip_seconds, eval_dir, sampling)
     if tail_mass is not None:
         distribution.check_tail_mass(tail_mass, "--tail_mass")
@@ -137,10 +133,32 @@ def score(
             result.update(_by_voice(config, params, cache_home))
         return result
 
-    if os.path.isdir(home) and not pretrained.is_model_dir(home):
+    with feature_home(workdir, yardstick) as home:
         return evaluate(home)
+
+
+def restore_on(workdir, yardstick="", average=True):
+    """(config, params, step) of a run (`pretrained.restore`) with its held-out
+    data (`YARDSTICK_FIELDS`) taken from `yardstick`'s config when given."""
+    config, params, step = pretrained.restore(workdir, average)
+    if yardstick:
+        reference = pretrained.restore(yardstick)[0]
+        for section, name in YARDSTICK_FIELDS:
+            config[section][name] = reference[section].get(name)
+    return config, params, step
+
+
+@contextlib.contextmanager
+def feature_home(workdir, yardstick=""):
+    """The folder whose feature cache serves a run scored on `yardstick` (or on
+    its own data): that workdir, or a temporary folder for a model folder or
+    name, which keeps no cache."""
+    home = yardstick or workdir
+    if os.path.isdir(home) and not pretrained.is_model_dir(home):
+        yield home
+        return
     with tempfile.TemporaryDirectory(prefix="compare-") as cache:
-        return evaluate(cache)  # a model folder keeps no feature cache
+        yield cache
 
 
 def _by_voice(config, params, cache_home):

@@ -10,6 +10,7 @@ import pytest
 
 import subscale
 from configs import tiny
+from experiments import calibration
 from experiments import compare
 from subscale import checkpointing
 from subscale import evaluation
@@ -150,6 +151,29 @@ def test_compare_scores_the_nll_under_another_tail(trained):
     assert untailed["worst_bits"] >= own["worst_bits"] - 1e-4
     with pytest.raises(subscale.SubscaleError, match="--tail_mass"):
         compare.score(workdir, tail_mass=1.5, **kwargs)
+
+
+def test_calibration_nll_is_the_untailed_nll_of_compare(trained):
+    """`experiments.calibration` reads the same teacher-forced predictions as
+    the NLL: its coarse and fine NLL, pooled over the rows, are compare's
+    without a tail; entropies lie between 0 and 8 bits."""
+    _, workdir = trained
+    config, params, _ = compare.restore_on(workdir)
+    with compare.feature_home(workdir) as home:
+        result = calibration.calibration(config, params, home, crops=2)
+    untailed = compare.score(workdir, clips=0, crops=2, tail_mass=0.0)
+    b = config.model.subscale_factor
+    for softmax in ("coarse", "fine"):
+        parts = result[softmax]
+        rows = parts["rows"]["nll"] if b > 1 else 0.0
+        pooled = (parts["row0"]["nll"] + (b - 1) * rows) / b
+        assert pooled == pytest.approx(untailed[f"{softmax}_bits"], rel=1e-4)
+        for stats in parts.values():
+            assert 0 <= stats["entropy"] <= 8 and 0 <= stats["entropy_t"] <= 8
+            assert 0 < stats["top"] <= 1
+    table = calibration.table(["run"], [result], 0.6).splitlines()
+    assert len(table) == 2 + 2 * len(result["coarse"])
+    assert "NLL - entropy" in table[0]
 
 
 def test_compare_by_voice_splits_the_same_clips_among_their_voices(trained):
