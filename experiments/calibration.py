@@ -32,15 +32,7 @@ STATS = ("nll", "entropy", "entropy_t", "top")
 
 
 def _sums(model, params, batch, margins, temperature):
-    logits_c, logits_f = model.apply(
-        {"params": params},
-        batch["samples"],
-        batch["mel"],
-        inputs=batch.get("inputs"),
-        margins=margins,
-        inputs_valid=batch.get("inputs_valid"),
-        method="logits",
-    )
+    logits_c, logits_f = models.apply_to_batch(model, params, batch, margins, "logits")
     coarse, fine = audio.split(batch["samples"])
     weights = batch["weights"][:, None]
     t = logits_c.shape[1]

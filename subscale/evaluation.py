@@ -70,14 +70,8 @@ def nll_sums(model, params, batch, margins=(0, 0), other_mel=False):
     """
     cfg = model.cfg
     mel = jnp.roll(batch["mel"], 1, axis=0) if other_mel else batch["mel"]
-    log_c, log_f = model.apply(
-        {"params": params},
-        batch["samples"],
-        mel,
-        inputs=batch.get("inputs"),
-        margins=margins,
-        inputs_valid=batch.get("inputs_valid"),
-        method="log_probs",
+    log_c, log_f = models.apply_to_batch(
+        model, params, batch, margins, "log_probs", mel=mel
     )
     b, t = log_c.shape
     weights = batch["weights"][:, None]

@@ -983,3 +983,20 @@ def init_params(cfg, key):
     samples = jnp.zeros((1, cfg.hop_length * cfg.subscale_factor), jnp.int16)
     mel = jnp.zeros((1, cfg.subscale_factor + 2 * MEL_PAD, cfg.n_mels), jnp.float32)
     return model.init(key, samples, mel)["params"]
+
+
+def apply_to_batch(model, params, batch, margins, method, *leading, mel=None):
+    """`model.apply` of a teacher-forced `method` to a batch dict (samples,
+    mel, optional inputs and inputs_valid; see `SubscaleWaveRNN.__call__`),
+    with `leading` arguments before the samples (an initial state) and an
+    optional other `mel` in place of the batch's."""
+    return model.apply(
+        {"params": params},
+        *leading,
+        batch["samples"],
+        batch["mel"] if mel is None else mel,
+        inputs=batch.get("inputs"),
+        margins=margins,
+        inputs_valid=batch.get("inputs_valid"),
+        method=method,
+    )

@@ -188,15 +188,8 @@ def nll_bits(model, params, batch, margins=(0, 0), initial_state=None):
     `models.SubscaleWaveRNN.__call__`); `initial_state` [b * B, H] the rows'
     states before it (None: zeros).
     """
-    log_c, log_f, final = model.apply(
-        {"params": params},
-        initial_state,
-        batch["samples"],
-        batch["mel"],
-        inputs=batch.get("inputs"),
-        margins=margins,
-        inputs_valid=batch.get("inputs_valid"),
-        method="log_probs_from",
+    log_c, log_f, final = models.apply_to_batch(
+        model, params, batch, margins, "log_probs_from", initial_state
     )
     log_p = log_c + log_f
     weights = batch.get("weights")
