@@ -66,6 +66,10 @@ def get_config():
     # schedule's value to the end value (0 = none: the schedule to the end).
     train.cooldown_steps = 0
     train.clip_norm = 1.0  # global-norm gradient clipping
+    # Tail eps of the training loss alone (None: model.tail_mass). A model
+    # trained without the tail (0) and shipped with one is scored and sampled
+    # under model.tail_mass, but its config still reproduces its weights.
+    train.tail_mass = ml_collections.config_dict.placeholder(float)
     # Decoupled (AdamW) weight decay of the weight matrices per unit of
     # learning rate: each update also takes lr * weight_decay * w (0 = off).
     train.weight_decay = 0.0

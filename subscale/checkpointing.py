@@ -74,6 +74,7 @@ ADDED_FIELDS = {
     "train.input_noise_start": 0,
     "train.carry_state": False,
     "train.ema_decay": 0.0,
+    "train.tail_mass": None,
     "train.weight_decay": 0.0,
     "train.cooldown_steps": 0,
     "train.init_from": "",

@@ -126,6 +126,8 @@ def validate(config, num_devices=None):
     if m.prior not in distribution.PRIORS:
         _fail("model.prior", m.prior, f"must be one of {distribution.PRIORS}")
     distribution.check_tail_mass(m.tail_mass)
+    if t.get("tail_mass") is not None:
+        distribution.check_tail_mass(t.tail_mass, name="train.tail_mass")
     if m.get("lp_prior", False) and not m.lp_order:
         _fail("model.lp_prior", True, "needs model.lp_order > 0 (the prediction)")
     if m.fine_input_scale < 0:

@@ -14,6 +14,7 @@ host fetches them, checks that every loss and gradient since the last check was
 finite, and writes them to `metrics.jsonl`.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -287,6 +288,14 @@ class Trainer:
         self.config = config
         self.model_config = models.ModelConfig.from_config(config)
         self.model = models.SubscaleWaveRNN(self.model_config)
+        # The loss's model differs only by `train.tail_mass` (same parameters):
+        # evaluation scores `self.model`, the distribution that ships.
+        loss_tail = config.train.get("tail_mass")
+        self.loss_model = models.SubscaleWaveRNN(
+            self.model_config
+            if loss_tail is None
+            else dataclasses.replace(self.model_config, tail_mass=float(loss_tail))
+        )
         self.mel_config = audio.MelConfig.from_config(config.data)
         self.optimizer, self.schedule = make_optimizer(config, start_step)
         self.mesh, self.replicated, self.sharded = sharding.data_mesh()
@@ -295,7 +304,7 @@ class Trainer:
             lambda s, b: train_step(
                 s,
                 b,
-                model=self.model,
+                model=self.loss_model,
                 optimizer=self.optimizer,
                 nonfinite=config.train.nonfinite,
                 margins=self.margins,
