@@ -24,6 +24,7 @@ from absl import flags
 
 from experiments import compare
 from subscale import audio
+from subscale import evaluation
 from subscale import input_pipeline
 from subscale import models
 
@@ -35,8 +36,7 @@ def _sums(model, params, batch, margins, temperature):
     logits_c, logits_f = models.apply_to_batch(model, params, batch, margins, "logits")
     coarse, fine = audio.split(batch["samples"])
     weights = batch["weights"][:, None]
-    t = logits_c.shape[1]
-    row0 = (jnp.arange(t) % model.cfg.subscale_factor == 0)[None, :]
+    row0 = evaluation.row_zero(logits_c.shape[1], model.cfg.subscale_factor)[None]
     out = {}
     softmaxes = (("coarse", logits_c, coarse), ("fine", logits_f, fine))
     for name, logits, target in softmaxes:
@@ -68,10 +68,7 @@ def calibration(config, params, home, crops=64, temperature=0.6):
     sums = jax.jit(
         functools.partial(_sums, model, margins=margins, temperature=temperature)
     )
-    totals = {}
-    for batch in input_pipeline.batched(data, config.train.batch_size):
-        for key, value in jax.device_get(sums(params, batch)).items():
-            totals[key] = totals.get(key, 0.0) + float(value)
+    totals = evaluation.sum_over_crops(sums, params, data, config.train.batch_size)
     result = {}
     for name in ("coarse", "fine"):
         result[name] = {}

@@ -51,6 +51,27 @@ def edge_columns(cfg, columns):
     return max(cfg.future_horizon + 1, columns // 20, 1)
 
 
+def row_zero(length, factor):
+    """[length] bool: the folded time steps of row 0 (sub-sequence 0), the one
+    drawn first, from the mel and the distant past alone."""
+    return jnp.arange(length) % factor == 0
+
+
+def sum_over_crops(sums, params, crops, batch_size, shard=None, maxima=()):
+    """Adds up the scalars that `sums(params, batch)` (jitted) returns over the
+    batches of `crops` (from `input_pipeline.eval_crops`); keys in `maxima`
+    keep the largest value instead. Returns a dict of floats."""
+    totals = {}
+    for batch in input_pipeline.batched(crops, batch_size):
+        values = sums(params, shard(batch) if shard else batch)
+        for key, value in jax.device_get(values).items():
+            if key in maxima:
+                totals[key] = max(totals.get(key, -math.inf), float(value))
+            else:
+                totals[key] = totals.get(key, 0.0) + float(value)
+    return totals
+
+
 def nll_sums(model, params, batch, margins=(0, 0), other_mel=False):
     """Sums of NLL bits over a batch, by part, and the sample counts.
 
@@ -87,8 +108,8 @@ def nll_sums(model, params, batch, margins=(0, 0), other_mel=False):
     masks = dict(
         coarse=None,
         fine=None,
-        row0=time % factor == 0,
-        rows=time % factor != 0,
+        row0=row_zero(t, factor),
+        rows=~row_zero(t, factor),
         edge=edge,
         middle=~edge,
     )
@@ -133,14 +154,14 @@ class NllEvaluator:
           each part; parts that do not occur, like the other rows at B = 1,
           are left out).
         """
-        totals = {}
-        for batch in input_pipeline.batched(crops, self.batch_size):
-            sums = self._sums(params, self.shard(batch), other_mel=other_mel)
-            for key, value in jax.device_get(sums).items():
-                if key == "worst_bits":
-                    totals[key] = max(totals.get(key, 0.0), float(value))
-                else:
-                    totals[key] = totals.get(key, 0.0) + float(value)
+        totals = sum_over_crops(
+            functools.partial(self._sums, other_mel=other_mel),
+            params,
+            crops,
+            self.batch_size,
+            self.shard,
+            maxima=("worst_bits",),
+        )
         result = dict(
             bits=totals["bits"] / totals["count"],
             samples=int(totals["count"]),
