@@ -68,6 +68,8 @@ TARGETS = (
     ("dev_stoi", "STOI", ">=", 0.95),
     ("dev_pesq", "PESQ, Griffin-Lim's", ">=", "griffin_lim"),
 )
+# Points a trend line is fitted to, at least.
+TREND_POINTS = 3
 # The free-running figures copied into info.json.
 _FREE = ("log_mel_db", "loudness_corr", "quiet_excess_db", "stoi", "pesq", "clips")
 
@@ -320,7 +322,7 @@ def trend(points, samples_per_step, references):
             if target is not None and key == "dev_bits":
                 target -= 0.5
         have = [p for p in points if p.get(key) is not None]
-        if target is None or len(have) < 3:
+        if target is None or len(have) < TREND_POINTS:
             continue
         x = np.log2([p["step"] * samples_per_step for p in have])
         y = np.array([p[key] for p in have], np.float64)
@@ -448,7 +450,7 @@ def main(argv):
         config = checkpointing.load_config(FLAGS.workdir)
         per_step = config.train.batch_size * config.data.seq_len
         curve_plot(points, os.path.join(out, FLAGS.curve + ".png"), per_step)
-        if FLAGS.trend:
+        if FLAGS.trend and len(points) >= TREND_POINTS:
             references = curve_references(config, FLAGS.workdir)
             rows = trend(points, per_step, references)
             text += trend_markdown(rows, points[-1]["step"] * per_step)
