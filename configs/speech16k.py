@@ -18,10 +18,10 @@ first used (logistic prior trained with the tail, 3e-3 after 500 steps, a
 moving average) on every free-running measure at a third of the steps
 (BENCHMARKS.md, "Why the second edition vocodes worse"); stretched over the
 whole budget, the first edition's cosine kept the rate near its peak, where
-the weights grew and row 0 got worse, as they had in the first attempt. The shipped model scores and samples under a 1/256
-uniform tail (`model.tail_mass`), which the loss leaves out
-(`train.tail_mass` = 0), so no sample costs over 24 bits; this config
-reproduces the weights from scratch.
+the weights grew and row 0 got worse, as they had in the first attempt. The
+shipped model scores and samples under a 1/256 uniform tail
+(`model.tail_mass`), which the loss leaves out (`train.tail_mass` = 0), so no
+sample costs over 24 bits; this config reproduces the weights from scratch.
 
 The budget is reached in pieces of a few hours, each continuing the previous
 one exactly (step, schedule, data order, Adam moments) from the resume bundle
