@@ -139,7 +139,7 @@ class NllEvaluator:
     def __init__(self, model, margins, batch_size, shard=None):
         self.margins = tuple(margins)
         self.batch_size = batch_size
-        self.shard = shard or (lambda batch: batch)
+        self.shard = shard  # None: batches as they are (`sum_over_crops`)
         self._sums = jax.jit(
             functools.partial(nll_sums, model, margins=self.margins),
             static_argnames="other_mel",
