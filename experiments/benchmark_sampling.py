@@ -20,6 +20,8 @@ Run (from the repository root):
   python -m experiments.benchmark_sampling --hidden_size=384 --cond_channels=96 \
       --context_summary=32 --context_channels=64 --factors=16 --seconds=4 \
       --lp_orders=0,16 --compare_prior --pre_emphases=0,0.85 --nobreakdown
+  python -m experiments.benchmark_sampling --models=speech16k --factors= \
+      --seconds=4 --repeats=5   # a packaged model's shipped path
 """
 
 import functools
@@ -31,9 +33,11 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from absl import app
 from absl import flags
 
+import subscale
 from subscale import distribution
 from subscale import folding
 from subscale import models
@@ -76,6 +80,14 @@ def define_flags():
         ["0"],
         "Pre-emphasis coefficients to time (0 = none; the sampler then "
         "de-emphasises its output).",
+    )
+    flags.DEFINE_list(
+        "models",
+        [],
+        "Packaged models (names) or training workdirs, each timed on its "
+        "shipped path: `generate` of `subscale.load` with its trained weights, "
+        "prior, de-emphasis and default sampling (`config.sampling`), one "
+        "utterance, beside the other cases (--factors= for none).",
     )
     flags.DEFINE_integer("repeats", 3, "Round-robin rounds.")
     flags.DEFINE_bool("breakdown", True, "Also time the partial scans.")
@@ -242,11 +254,7 @@ def make_case(
     start = time.perf_counter()
     compiled = sample_fn.lower(params, mel, key).compile()
     compile_s = time.perf_counter() - start
-    steps = folding.num_steps(
-        folding.num_columns(frames * cfg.hop_length, cfg.subscale_factor),
-        cfg.subscale_factor,
-        cfg.future_horizon,
-    )
+    steps = _steps(cfg, frames)
     case = dict(
         noise=noise,
         sparsity=sparsity_target,
@@ -267,6 +275,42 @@ def make_case(
     return case
 
 
+def make_model_case(name, frames):
+    """A case timing `subscale.load(name).generate` on one utterance of
+    `frames` frames (host to host: what a user of the API waits for)."""
+    vocoder = subscale.load(name)
+    cfg = vocoder.model_config
+    mel = np.full((frames, cfg.n_mels), -4.0, np.float32)
+    start = time.perf_counter()
+    vocoder.generate(mel)  # compiles
+    first_s = time.perf_counter() - start
+    params = jax.tree_util.tree_leaves(vocoder.params)
+    zeros = sum(int(np.sum(np.asarray(p) == 0)) for p in params)
+    return dict(
+        model=name,
+        noise=vocoder.config.sampling.noise,
+        sparsity=round(zeros / sum(p.size for p in params), 4),
+        cfg=cfg,
+        batch=1,
+        frames=frames,
+        fn=vocoder.generate,
+        args=(mel,),
+        compile_s=first_s,  # the first call: compiling and one run
+        steps=_steps(cfg, frames),
+        times=[],
+        parts={},
+    )
+
+
+def _steps(cfg, frames):
+    """Sampler steps (wavefront columns) for one utterance of `frames`."""
+    return folding.num_steps(
+        folding.num_columns(frames * cfg.hop_length, cfg.subscale_factor),
+        cfg.subscale_factor,
+        cfg.future_horizon,
+    )
+
+
 def run_rounds(cases, repeats):
     """Times every case once per round, round-robin, `repeats` rounds."""
     for _ in range(repeats):
@@ -283,6 +327,7 @@ def describe(case):
     """What a case times: the model, its sparsity, the batch and the noise."""
     cfg = case["cfg"]
     return dict(
+        model=case.get("model"),
         hidden_size=cfg.hidden_size,
         sparsity=case["sparsity"],
         subscale_factor=cfg.subscale_factor,
@@ -294,6 +339,11 @@ def describe(case):
         batch=case["batch"],
         noise=case["noise"],
     )
+
+
+def _pruned(case):
+    """Whether a case was pruned here (by --block_shape and --prune)."""
+    return bool(case["sparsity"]) and "model" not in case
 
 
 def figures(case, sample_rate=SAMPLE_RATE):
@@ -360,14 +410,15 @@ def main(argv):
                 FLAGS.breakdown,
             )
         )
+    cases += [make_model_case(name, frames) for name in FLAGS.models]
     run_rounds(cases, FLAGS.repeats)
     for case in cases:
         print(
             json.dumps(
                 dict(
                     **describe(case),
-                    block_shape=FLAGS.block_shape if case["sparsity"] else None,
-                    pruned=FLAGS.prune if case["sparsity"] else [],
+                    block_shape=FLAGS.block_shape if _pruned(case) else None,
+                    pruned=FLAGS.prune if _pruned(case) else [],
                     seconds_of_audio=FLAGS.seconds * case["batch"],
                     device=device,
                     **figures(case),

@@ -12,10 +12,14 @@ r"""Ships a trained workdir as a packaged model, with its learning curve and sco
    crop beside the forward-adaptive LPC reference on the same crops, and
    free-running quality on --clips dev clips beside Griffin-Lim on the same
    clips; writes `experiments/results/NAME/scores.{md,json}` and copies the
-   figures into info.json.
+   figures into info.json. With --choice_clips (the dev clips that were
+   looked at to choose settings), it first scores the headline: the same
+   figures on every other dev prompt, each vocoded whole up to --clip_seconds.
 
 Run (from the repository root, with `../shared` beside it):
   python -m experiments.export_pretrained --workdir=runs/speech16k --name=speech16k
+  python -m experiments.export_pretrained --workdir=runs/speech16k_hold \
+      --name=speech16k --choice_clips=4,48,4/46,8/46   # the second edition
   python -m experiments.export_pretrained --workdir=runs/speech16k --noexport \
       --noscore   # the learning curve alone, while training goes on
 """
@@ -36,6 +40,7 @@ from experiments import lpc_reference
 from subscale import audio
 from subscale import baselines
 from subscale import checkpointing
+from subscale import errors
 from subscale import evaluation
 from subscale import input_pipeline
 from subscale import pretrained
@@ -78,7 +83,15 @@ def define_flags():
     flags.DEFINE_string("workdir", None, "The training workdir to ship.")
     flags.DEFINE_string("name", "speech16k", "Name of the packaged model.")
     flags.DEFINE_bool("export", True, "Write the weights into the package.")
-    flags.DEFINE_bool("score", True, "Score the packaged model and Griffin-Lim.")
+    flags.DEFINE_bool(
+        "score",
+        True,
+        "Score the packaged model and Griffin-Lim; info.json keeps the scores "
+        "when this run exported it (--export).",
+    )
+    flags.DEFINE_string(
+        "scores", "scores", "Name of the scores files (.md, .json) in the results."
+    )
     flags.DEFINE_integer("clips", 8, "Free-running dev clips.")
     flags.DEFINE_string(
         "curve",
@@ -86,6 +99,14 @@ def define_flags():
         "Name of the learning-curve files (.jsonl, .md, .png) in the results.",
     )
     flags.DEFINE_float("clip_seconds", 3.0, "Seconds per clip.")
+    flags.DEFINE_list(
+        "choice_clips",
+        [],
+        "The dev clips that were looked at to choose settings, as the clip "
+        "counts that picked them: COUNT (`evaluation.clip_picks` over the whole "
+        "dev list) or COUNT/FIRST (over its first FIRST prompts: an older, "
+        "smaller dev list). The headline scores every other dev prompt.",
+    )
     flags.DEFINE_bool(
         "trend",
         True,
@@ -382,19 +403,62 @@ def trend_markdown(rows, last_samples):
     return "\n".join(lines) + "\n"
 
 
-def score(name, clip_count, clip_seconds):
-    """The packaged model's dev scores beside the LPC reference and Griffin-Lim."""
+def unchosen(utterances, choice_clips):
+    """The utterances no choice of settings looked at: all but those that
+    `evaluation.clip_picks` takes for each "COUNT" (over the whole list) or
+    "COUNT/FIRST" (over its first FIRST utterances) of `choice_clips`."""
+    used = set()
+    for spec in choice_clips:
+        count, _, first = spec.partition("/")
+        try:
+            count, first = int(count), int(first or len(utterances))
+        except ValueError:
+            count = first = -1
+        if count < 1 or first < 1:
+            raise errors.SubscaleError(
+                f"--choice_clips: {spec!r} is not COUNT or COUNT/FIRST "
+                "(positive whole numbers)"
+            )
+        used.update(evaluation.clip_picks(utterances[:first], count).tolist())
+    return [u for i, u in enumerate(utterances) if i not in used]
+
+
+def score(name, clip_count, clip_seconds, choice_clips=()):
+    """The packaged model's dev scores beside the LPC reference and Griffin-Lim:
+    on the whole dev split ("model", "griffin_lim", "lpc", "lpc_best"), and,
+    with `choice_clips`, on the dev prompts no choice looked at ("headline":
+    the same keys, and "prompts")."""
     config, params, info = pretrained.read(pretrained.path_of(name))
+    with tempfile.TemporaryDirectory() as scratch:
+        utterances = input_pipeline.eval_utterances(config, scratch)
+        result = _scores(config, params, info, utterances, clip_count, clip_seconds)
+        if choice_clips:
+            held = unchosen(utterances, choice_clips)
+            result["headline"] = dict(
+                prompts=len(held),
+                choice_clips=list(choice_clips),
+                **_scores(config, params, info, held, len(held), clip_seconds),
+            )
+    return result
+
+
+def _scores(config, params, info, utterances, clip_count, clip_seconds):
+    """The model, LPC and Griffin-Lim scores on `utterances`: NLL on all their
+    crops, free-running on `clip_count` of them."""
+    config = config.copy_and_resolve_references()
     config.train.eval_clips = clip_count
     config.train.eval_clip_seconds = clip_seconds
-    with tempfile.TemporaryDirectory() as scratch:
-        model = evaluation.evaluate(
-            config, scratch, params=params, step=info.get("step"), write=False
-        )
-        lpc = lpc_reference.reference(
-            config, [16, 32], ["laplace", "gaussian"], 320, scratch
-        )
-        utterances = input_pipeline.eval_utterances(config, scratch)
+    model = evaluation.evaluate(
+        config,
+        "",
+        params=params,
+        step=info.get("step"),
+        write=False,
+        utterances=utterances,
+    )
+    lpc = lpc_reference.reference(
+        config, [16, 32], ["laplace", "gaussian"], 320, "", utterances=utterances
+    )
     gl = _griffin_lim(config, utterances, clip_count, clip_seconds)
     best = min(lpc, key=lambda r: r["bits"])
     sampling = evaluation.shaping_kwargs(config.sampling)
@@ -402,34 +466,59 @@ def score(name, clip_count, clip_seconds):
 
 
 def scores_markdown(scores, name, command):
+    lines = [f"# {name}: scores on the dev split", "", *common.provenance(command)]
+    if "headline" in scores:
+        h = scores["headline"]
+        lines += [
+            "",
+            f"## Headline: the {h['prompts']} dev prompts no choice looked at",
+            "",
+            "All dev prompts but the clips that were looked at to choose settings "
+            f"(`--choice_clips={','.join(h['choice_clips'])}`: the clips "
+            "`evaluation.clip_picks` takes for each count).",
+            "",
+            *_scores_table(h, name),
+            "",
+            "## The whole dev split",
+        ]
+    return "\n".join([*lines, "", *_scores_table(scores, name), ""])
+
+
+def _scores_table(scores, name):
     m, gl, best = scores["model"], scores["griffin_lim"], scores["lpc_best"]
     keys = ("log_mel_db", "loudness_corr", "quiet_excess_db", "stoi", "pesq")
     digits = dict(log_mel_db=2, loudness_corr=3, quiet_excess_db=1, stoi=3, pesq=2)
+    bands = ("bias_low_db", "bias_mid_db", "bias_high_db")
 
     def row(label, nll, r):
         cells = [compare._fmt(r.get(k), digits[k]) for k in keys]
-        return f"| {label} | {nll} | " + " | ".join(cells) + " |"
+        bias = " / ".join(f"{r[k]:+.1f}" if k in r else "-" for k in bands)
+        return f"| {label} | {nll} | " + " | ".join([cells[0], bias, *cells[1:]]) + " |"
 
-    return "\n".join(
-        [
-            f"# {name}: scores on the dev split",
-            "",
-            *common.provenance(command),
-            f"- Model step {m['step']}; NLL on {m['samples']} dev samples "
-            f"({m['data']}); free-running on {m['clips']} clips of "
-            f"{m['clip_seconds']} s, sampled with the model's `config.sampling` "
-            f"{json.dumps(scores.get('sampling', {}))}; Griffin-Lim (32 "
-            "iterations) inverts the same clips' mels.",
-            "",
-            "| system | NLL (bits) | log-mel dB | loudness r | quiet +dB | STOI "
-            "| PESQ |",
-            "|---|---|---|---|---|---|---|",
-            row(name, f"{m['eval_bits']:.3f}", m),
-            row("Griffin-Lim", "-", gl),
-            f"| LPC reference (order {best['order']}, {best['distribution']}) | "
-            f"{best['bits']:.3f} | - | - | - | - | - |",
-            "",
-        ]
+    return [
+        f"- Model step {m['step']}; NLL on {m['samples']} dev samples "
+        f"({m['data']}; worst sample {m['worst_bits']:.1f} bits); free-running "
+        f"on {m['clips']} clips of up to {m['clip_seconds']} s, sampled with "
+        f"the model's `config.sampling` {json.dumps(scores.get('sampling', {}))}; "
+        "Griffin-Lim (32 iterations) inverts the same clips' mels.",
+        "",
+        "| system | NLL (bits) | log-mel dB | bias low / mid / high dB | loudness r "
+        "| quiet +dB | STOI | PESQ |",
+        "|---|---|---|---|---|---|---|---|",
+        row(name, f"{m['eval_bits']:.3f}", m),
+        row("Griffin-Lim", "-", gl),
+        f"| LPC reference (order {best['order']}, {best['distribution']}) | "
+        f"{best['bits']:.3f} | - | - | - | - | - | - |",
+    ]
+
+
+def _info_scores(scores):
+    """The figures of `score` (or of its headline) that info.json keeps."""
+    return dict(
+        eval_bits=scores["model"]["eval_bits"],
+        lpc_bits=scores["lpc_best"]["bits"],
+        **{k: v for k, v in scores["model"].items() if k in _FREE},
+        griffin_lim=scores["griffin_lim"],
     )
 
 
@@ -469,26 +558,25 @@ def main(argv):
         )
         print(json.dumps(info))
     if FLAGS.score:
-        scores = score(FLAGS.name, FLAGS.clips, FLAGS.clip_seconds)
-        common.write_json(os.path.join(out, "scores.json"), scores)
+        scores = score(FLAGS.name, FLAGS.clips, FLAGS.clip_seconds, FLAGS.choice_clips)
+        common.write_json(os.path.join(out, FLAGS.scores + ".json"), scores)
         common.write_text(
-            os.path.join(out, "scores.md"),
+            os.path.join(out, FLAGS.scores + ".md"),
             scores_markdown(scores, FLAGS.name, command),
         )
+        print(scores_markdown(scores, FLAGS.name, command))
+    if FLAGS.score and FLAGS.export:
         with open(os.path.join(dest, pretrained.INFO_FILE)) as f:
             info = json.load(f)
-        info["scores"] = common.clean(
-            dict(
-                eval_bits=scores["model"]["eval_bits"],
-                lpc_bits=scores["lpc_best"]["bits"],
-                **{k: v for k, v in scores["model"].items() if k in _FREE},
-                griffin_lim=scores["griffin_lim"],
+        info["scores"] = common.clean(_info_scores(scores))
+        if "headline" in scores:
+            h = scores["headline"]
+            info["scores"]["headline"] = common.clean(
+                dict(prompts=h["prompts"], **_info_scores(h))
             )
-        )
         common.write_text(
             os.path.join(dest, pretrained.INFO_FILE), json.dumps(info, indent=2) + "\n"
         )
-        print(scores_markdown(scores, FLAGS.name, command))
 
 
 if __name__ == "__main__":

@@ -37,11 +37,15 @@ def define_flags():
     flags.DEFINE_integer("frame", 320, "Samples per LPC frame.")
 
 
-def reference(config, orders, distributions, frame, workdir, max_crops=0):
+def reference(
+    config, orders, distributions, frame, workdir, max_crops=0, utterances=None
+):
     """[{order, distribution, bits, samples, crops}] on the eval crops (every
     one, or `max_crops` evenly spaced ones when > 0: those a training run's
-    periodic evaluation scores with `train.eval_crops`)."""
-    utterances = input_pipeline.eval_utterances(config, workdir)
+    periodic evaluation scores with `train.eval_crops`) of `utterances`, or of
+    `input_pipeline.eval_utterances` when None."""
+    if utterances is None:
+        utterances = input_pipeline.eval_utterances(config, workdir)
     crops = input_pipeline.eval_crops_of(config, utterances, models.MEL_PAD, max_crops)[
         "samples"
     ]

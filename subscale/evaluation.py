@@ -350,8 +350,11 @@ def free_running_scores(config, params, utterances, by_voice=False):
     return result
 
 
-def evaluate(config, workdir, params=None, step=None, write=True, max_crops=0):
-    """Scores the newest checkpoint in `workdir` (or `params`) on held-out data.
+def evaluate(
+    config, workdir, params=None, step=None, write=True, max_crops=0, utterances=None
+):
+    """Scores the newest checkpoint in `workdir` (or `params`) on held-out data:
+    `utterances`, or `input_pipeline.eval_utterances` when None.
 
     Prints one JSON line and writes it to `workdir/eval.json` (unless not
     `write`): `step`,
@@ -374,7 +377,8 @@ def evaluate(config, workdir, params=None, step=None, write=True, max_crops=0):
         _, params, _, step = checkpointing.restore_params(workdir, config)
     model_cfg = models.ModelConfig.from_config(config)
     model = models.SubscaleWaveRNN(model_cfg)
-    utterances = input_pipeline.eval_utterances(config, workdir)
+    if utterances is None:
+        utterances = input_pipeline.eval_utterances(config, workdir)
     crops = input_pipeline.eval_crops_of(config, utterances, models.MEL_PAD, max_crops)
     nll = NllEvaluator(
         model, input_pipeline.context_columns(config), config.train.batch_size

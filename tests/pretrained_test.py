@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 
 import subscale
+from experiments import benchmark_sampling
 from experiments import export_pretrained
 from subscale import audio
 from subscale import baselines
 from subscale import commands
 from subscale import distribution
+from subscale import errors
 from subscale import input_pipeline
 from subscale import models
 from subscale import pretrained
@@ -289,6 +291,30 @@ def test_the_trend_solves_each_target_on_its_line():
     text = export_pretrained.trend_markdown(rows, 8e6)
     assert "not approached" in text and "| met |" in text
     assert "3.2e+07 samples (4x so far)" in text
+
+
+def test_the_sampling_benchmark_times_a_packaged_models_generate(exported):
+    _, dest, _ = exported
+    case = benchmark_sampling.make_model_case(dest, frames=3)
+    benchmark_sampling.run_rounds([case], repeats=2)
+    row = dict(**benchmark_sampling.describe(case), **benchmark_sampling.figures(case))
+    assert row["model"] == dest and len(case["times"]) == 2
+    assert row["samples_per_second"] > 0 and row["compile_s"] > 0
+    assert 0 < case["sparsity"] < 0.5  # its pruned R among dense matrices
+    # What it times is the API's generate, with the model's own sampling.
+    mel = case["args"][0]
+    np.testing.assert_array_equal(case["fn"](mel), subscale.load(dest).generate(mel))
+
+
+def test_the_headline_leaves_out_every_clip_a_choice_looked_at():
+    utterances = [f"prompt{i}" for i in range(10)]
+    # 2 clips over all ten take 0 and 9; 3 over the first five take 0, 2, 4.
+    held = export_pretrained.unchosen(utterances, ["2", "3/5"])
+    assert held == ["prompt1", "prompt3", "prompt5", "prompt6", "prompt7", "prompt8"]
+    assert export_pretrained.unchosen(utterances, []) == utterances
+    for bad in ("3/x", "0", "-2/5"):
+        with pytest.raises(errors.SubscaleError, match=f"--choice_clips: '{bad}'"):
+            export_pretrained.unchosen(utterances, [bad])
 
 
 SHARED = os.path.join(ROOT, "..", "shared", "data", "train")
