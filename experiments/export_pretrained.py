@@ -485,16 +485,9 @@ def scores_markdown(scores, name, command):
 
 
 def _scores_table(scores, name):
-    m, gl, best = scores["model"], scores["griffin_lim"], scores["lpc_best"]
-    keys = ("log_mel_db", "loudness_corr", "quiet_excess_db", "stoi", "pesq")
-    digits = dict(log_mel_db=2, loudness_corr=3, quiet_excess_db=1, stoi=3, pesq=2)
-    bands = ("bias_low_db", "bias_mid_db", "bias_high_db")
-
-    def row(label, nll, r):
-        cells = [compare._fmt(r.get(k), digits[k]) for k in keys]
-        bias = " / ".join(f"{r[k]:+.1f}" if k in r else "-" for k in bands)
-        return f"| {label} | {nll} | " + " | ".join([cells[0], bias, *cells[1:]]) + " |"
-
+    m, best = scores["model"], scores["lpc_best"]
+    lpc = f"LPC reference (order {best['order']}, {best['distribution']})"
+    columns = (("eval_bits", "NLL (bits)", 3), *compare.FREE_RUNNING_COLUMNS)
     return [
         f"- Model step {m['step']}; NLL on {m['samples']} dev samples "
         f"({m['data']}; worst sample {m['worst_bits']:.1f} bits); free-running "
@@ -502,13 +495,11 @@ def _scores_table(scores, name):
         f"the model's `config.sampling` {json.dumps(scores.get('sampling', {}))}; "
         "Griffin-Lim (32 iterations) inverts the same clips' mels.",
         "",
-        "| system | NLL (bits) | log-mel dB | bias low / mid / high dB | loudness r "
-        "| quiet +dB | STOI | PESQ |",
-        "|---|---|---|---|---|---|---|---|",
-        row(name, f"{m['eval_bits']:.3f}", m),
-        row("Griffin-Lim", "-", gl),
-        f"| LPC reference (order {best['order']}, {best['distribution']}) | "
-        f"{best['bits']:.3f} | - | - | - | - | - | - |",
+        compare.table(
+            [name, "Griffin-Lim", lpc],
+            [m, scores["griffin_lim"], dict(eval_bits=best["bits"])],
+            columns,
+        ),
     ]
 
 
