@@ -57,7 +57,7 @@ def define_flags():
 
 def held_out_clips(vocoder, count, seconds, workdir):
     """`count` clips of exactly `seconds` (whole frames) from the held-out
-    utterances at least that long: [(name, int16 samples, mel)]."""
+    utterances at least that long: [(voice/prompt, int16 samples, mel)]."""
     d = vocoder.config.data
     frames = int(seconds * d.sample_rate) // d.hop_length
     utterances = [
@@ -65,7 +65,15 @@ def held_out_clips(vocoder, count, seconds, workdir):
         for u in input_pipeline.eval_utterances(vocoder.config, workdir)
         if u.mel.shape[0] >= frames
     ]
-    return evaluation.clips(utterances, count, seconds, d.hop_length, d.sample_rate)
+    clip_list = evaluation.clips(
+        utterances, count, seconds, d.hop_length, d.sample_rate
+    )
+    paths = [utterances[i].path for i in evaluation.clip_picks(utterances, count)]
+    who = input_pipeline.voices(paths, d.eval_dir or d.train_dir)
+    return [
+        (f"{voice}/{name}", samples, mel)
+        for voice, (name, samples, mel) in zip(who, clip_list, strict=True)
+    ]
 
 
 def cases(clip_list, shifts):
