@@ -87,6 +87,7 @@ def score(
     average=True,
     by_voice=False,
     tail_mass=None,
+    seed=0,
 ):
     """`evaluation.evaluate` of a run with its saved config and these clips.
 
@@ -110,6 +111,7 @@ def score(
         scored with instead of its own: the tail is never drawn, so this
         scores the same sampler under a bounded likelihood, as the packaged
         first edition got its tail after training.
+      seed: clip n is drawn with fold_in(PRNGKey(seed), n).
 
     Returns:
       The result dict (eval.json is left as it was).
@@ -127,10 +129,16 @@ def score(
 
     def evaluate(cache_home):
         result = evaluation.evaluate(
-            scored, cache_home, params=params, step=step, write=False, max_crops=crops
+            scored,
+            cache_home,
+            params=params,
+            step=step,
+            write=False,
+            max_crops=crops,
+            seed=seed,
         )
         if by_voice:
-            result.update(_by_voice(config, params, cache_home))
+            result.update(_by_voice(config, params, cache_home, seed))
         return result
 
     with feature_home(workdir, yardstick) as home:
@@ -161,10 +169,12 @@ def feature_home(workdir, yardstick=""):
         yield cache
 
 
-def _by_voice(config, params, cache_home):
+def _by_voice(config, params, cache_home, seed):
     """The free-running means over all clips and `by_voice` (see `score`)."""
     utterances = input_pipeline.eval_utterances(config, cache_home)
-    return evaluation.free_running_scores(config, params, utterances, by_voice=True)
+    return evaluation.free_running_scores(
+        config, params, utterances, by_voice=True, seed=seed
+    )
 
 
 def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):
@@ -256,6 +266,9 @@ def define_flags():
         "Score the NLL with this uniform tail (model.tail_mass) instead of the "
         "model's own; sampling is unchanged (the tail is never drawn).",
     )
+    flags.DEFINE_integer(
+        "seed", 0, "Draws: clip n is sampled with fold_in(PRNGKey(seed), n)."
+    )
     flags.mark_flag_as_required("workdirs")
 
 
@@ -279,6 +292,7 @@ def main(argv):
             average=flag.average,
             by_voice=flag.by_voice,
             tail_mass=flag.tail_mass,
+            seed=flag.seed,
         )
         for w in flag.workdirs
     ]

@@ -315,12 +315,12 @@ def data_label(config):
     return f"{input_pipeline.display_path(d.train_dir)} (dev split)"
 
 
-def free_running_scores(config, params, utterances, by_voice=False):
+def free_running_scores(config, params, utterances, by_voice=False, seed=0):
     """`clips`, `clip_seconds` and the `free_running` metrics of the
     config's `train.eval_clips` clips of `utterances`, sampled as
-    `config.sampling` says; with `by_voice`, also `by_voice`: {voice: the
-    metrics of that voice's clips and their count `clips`}
-    (`input_pipeline.voices` of the held-out corpus)."""
+    `config.sampling` says (clip n with fold_in(PRNGKey(seed), n)); with
+    `by_voice`, also `by_voice`: {voice: the metrics of that voice's clips and
+    their count `clips`} (`input_pipeline.voices` of the held-out corpus)."""
     t, d = config.train, config.data
     count = int(t.get("eval_clips", 0))
     seconds = float(t.get("eval_clip_seconds", 2.0))
@@ -332,6 +332,7 @@ def free_running_scores(config, params, utterances, by_voice=False):
         clip_list,
         mel_cfg,
         config.sampling,
+        seed,
     )
     result = dict(clips=len(clip_list), clip_seconds=seconds, **scores)
     if by_voice:
@@ -351,10 +352,18 @@ def free_running_scores(config, params, utterances, by_voice=False):
 
 
 def evaluate(
-    config, workdir, params=None, step=None, write=True, max_crops=0, utterances=None
+    config,
+    workdir,
+    params=None,
+    step=None,
+    write=True,
+    max_crops=0,
+    utterances=None,
+    seed=0,
 ):
     """Scores the newest checkpoint in `workdir` (or `params`) on held-out data:
-    `utterances`, or `input_pipeline.eval_utterances` when None.
+    `utterances`, or `input_pipeline.eval_utterances` when None; the clips are
+    drawn with `seed` (`free_running`).
 
     Prints one JSON line and writes it to `workdir/eval.json` (unless not
     `write`): `step`,
@@ -396,7 +405,7 @@ def evaluate(
         other = nll(params, crops, other_mel=True)
         result["mel_gain_bits"] = other["bits"] - own["bits"]
         result["other_mel_worst_bits"] = other["worst_bits"]
-    result.update(free_running_scores(config, params, utterances))
+    result.update(free_running_scores(config, params, utterances, seed=seed))
     line = json.dumps(result)
     print(line, flush=True)
     if write and jax.process_index() == 0:

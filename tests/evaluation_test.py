@@ -191,6 +191,11 @@ def test_compare_by_voice_splits_the_same_clips_among_their_voices(trained):
         assert only["log_mel_db"] == pytest.approx(plain["log_mel_db"])
     rows = compare.voice_table(["run"], [dict(plain, by_voice=voices)]).splitlines()
     assert len(rows) == 2 + len(voices) and rows[2].startswith("| run, ")
+    # Another seed draws other audio from the same model: same NLL, other scores.
+    other = compare.score(workdir, by_voice=True, seed=1, **kwargs)
+    assert other["eval_bits"] == plain["eval_bits"]
+    assert other["log_mel_db"] != plain["log_mel_db"]
+    assert other["by_voice"] != voices
 
 
 def test_restore_params_reads_no_optimizer_state(trained):
