@@ -4,6 +4,8 @@ import dataclasses
 import json
 import os
 
+import pytest
+
 from experiments import recipe_ablation
 
 
@@ -54,6 +56,8 @@ def test_output_distribution_rows_change_one_thing_each():
     assert base.data.train_dir == "subscale:demo_data"
 
 
+# The rows and budgets are tested above; this end-to-end run takes 30-55 s.
+@pytest.mark.slow
 def test_quick_run_writes_results_and_reuses_runs(tmp_path):
     options = recipe_ablation.quick_options(workdir=str(tmp_path))
     records = recipe_ablation.run(options, "test")

@@ -30,6 +30,9 @@ def test_sparse_models_match_the_dense_non_zeros():
         assert 0 < s.start_step < end < run.config.train.num_steps
 
 
+# Equal non-zeros and the outputs are tested above; this end-to-end run
+# takes 20-30 s.
+@pytest.mark.slow
 def test_quick_run_writes_every_output_and_reuses_finished_runs(tmp_path):
     options = svd.quick_options(workdir=str(tmp_path))
     records = svd.run_experiment(demo.get_config(), options, "test")
