@@ -68,8 +68,7 @@ def held_out_clips(vocoder, count, seconds, workdir):
     clip_list = evaluation.clips(
         utterances, count, seconds, d.hop_length, d.sample_rate
     )
-    paths = [utterances[i].path for i in evaluation.clip_picks(utterances, count)]
-    who = input_pipeline.voices(paths, d.eval_dir or d.train_dir)
+    who = evaluation.clip_voices(vocoder.config, utterances, count)
     return [
         (f"{voice}/{name}", samples, mel)
         for voice, (name, samples, mel) in zip(who, clip_list, strict=True)

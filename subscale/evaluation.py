@@ -183,6 +183,14 @@ def clip_picks(utterances, count):
     return np.unique(np.linspace(0, len(utterances) - 1, count).round().astype(int))
 
 
+def clip_voices(config, utterances, count):
+    """Whose voice each clip of `clips(utterances, count, ...)` is
+    (`input_pipeline.voices` of the held-out corpus)."""
+    paths = [utterances[i].path for i in clip_picks(utterances, count)]
+    d = config.data
+    return input_pipeline.voices(paths, d.eval_dir or d.train_dir)
+
+
 def clips(utterances, count, seconds, hop_length, sample_rate):
     """The fixed free-running clips: the first `seconds` of `count` utterances
     spread evenly over the list (all of them when fewer).
@@ -336,9 +344,8 @@ def free_running_scores(config, params, utterances, by_voice=False, seed=0):
     )
     result = dict(clips=len(clip_list), clip_seconds=seconds, **scores)
     if by_voice:
-        paths = [utterances[i].path for i in clip_picks(utterances, count)]
         groups = {}
-        voices = input_pipeline.voices(paths, d.eval_dir or d.train_dir)
+        voices = clip_voices(config, utterances, count)
         for clip, wave, voice in zip(clip_list, generated, voices, strict=True):
             groups.setdefault(voice, []).append((clip, wave))
         result["by_voice"] = {}
