@@ -76,8 +76,9 @@ def _check_outputs(root, records, clips, report_clips=3):
         assert open(os.path.join(root, cache, ".gitignore")).read() == "*\n"
     by_name = {r["system"]: r for r in records}
     assert by_name["original"]["lmd_db"] == 0.0
-    assert by_name["B1"]["nll_bits"] > 0
-    assert by_name["B1"]["samples_per_second"] > 0
+    model = records[0]  # the first system is a trained model
+    assert model["nll_bits"] > 0
+    assert model["samples_per_second"] > 0
 
 
 def test_clips_of_a_manifest_are_named_from_its_folder(tmp_path):
@@ -130,17 +131,19 @@ def test_small_run_writes_every_output_and_resumes(tmp_path):
 
 
 def test_quick_mode_from_the_command_line(tmp_path):
-    """The --quick pipeline through `main`, with two subscale factors and one
-    fold baseline (the seven-model quick run takes minutes): the CI smoke test
-    of the experiment's command line."""
+    """The --quick pipeline through `main`, with B = 1 and its fold
+    baseline, two training steps and one clip (the seven-model quick run takes
+    minutes): the CI smoke test of the experiment's command line."""
     root = str(tmp_path)
     argv = [
         "batch_size_vs_quality",
         "--quick",
         f"--workdir={root}",
         f"--base_config={os.path.join(CONFIGS, 'demo.py')}",
+        "--num_steps=2",
+        "--clips=1",
         "--report_clips=1",
-        "--factors=1,4",
+        "--factors=1",
         "--horizons=",
         "--fold_chunks=4",
     ]
@@ -151,5 +154,6 @@ def test_quick_mode_from_the_command_line(tmp_path):
     main.main(["batch_size_vs_quality"], fv)
     records = [json.loads(x) for x in open(os.path.join(root, "results.jsonl"))]
     names = [r["system"] for r in records]
-    assert names == ["B1", "B4_F16", "fold4", "griffin_lim", "original"]
-    _check_outputs(root, records, clips=2, report_clips=1)
+    assert names == ["B1", "fold4", "griffin_lim", "original"]
+    assert os.path.exists(os.path.join(root, "runs", "B1", "checkpoints", "2"))
+    _check_outputs(root, records, clips=1, report_clips=1)
