@@ -40,6 +40,9 @@ def define_flags():
     flags.DEFINE_integer("crops", 64, "NLL on this many dev crops (0 = every one).")
     flags.DEFINE_integer("clips", 16, "Free-running dev clips.")
     flags.DEFINE_float("clip_seconds", 2.0, "Seconds per clip.")
+    flags.DEFINE_integer(
+        "seed", 0, "Draws: clip n is sampled with fold_in(PRNGKey(seed), n)."
+    )
 
 
 def steps_in(folder):
@@ -88,6 +91,7 @@ def main(argv):
             step=steps[-1],
             write=False,
             max_crops=FLAGS.crops,
+            seed=FLAGS.seed,
         )
         names.append(name)
         results.append(result)
