@@ -122,27 +122,17 @@ def score(
         distribution.check_tail_mass(tail_mass, "--tail_mass")
         config.model.tail_mass = tail_mass
 
-    scored = config
-    if by_voice:  # the clips are drawn once, by _by_voice
-        scored = config.copy_and_resolve_references()
-        scored.train.eval_clips = 0
-
-    def evaluate(cache_home):
-        result = evaluation.evaluate(
-            scored,
-            cache_home,
+    with feature_home(workdir, yardstick) as home:
+        return evaluation.evaluate(
+            config,
+            home,
             params=params,
             step=step,
             write=False,
             max_crops=crops,
             seed=seed,
+            by_voice=by_voice,
         )
-        if by_voice:
-            result.update(_by_voice(config, params, cache_home, seed))
-        return result
-
-    with feature_home(workdir, yardstick) as home:
-        return evaluate(home)
 
 
 def restore_on(workdir, yardstick="", average=True):
@@ -167,14 +157,6 @@ def feature_home(workdir, yardstick=""):
         return
     with tempfile.TemporaryDirectory(prefix="compare-") as cache:
         yield cache
-
-
-def _by_voice(config, params, cache_home, seed):
-    """The free-running means over all clips and `by_voice` (see `score`)."""
-    utterances = input_pipeline.eval_utterances(config, cache_home)
-    return evaluation.free_running_scores(
-        config, params, utterances, by_voice=True, seed=seed
-    )
 
 
 def score_free_running(workdir, clips=4, clip_seconds=2.0, eval_dir="", sampling=None):

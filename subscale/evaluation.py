@@ -367,10 +367,12 @@ def evaluate(
     max_crops=0,
     utterances=None,
     seed=0,
+    by_voice=False,
 ):
     """Scores the newest checkpoint in `workdir` (or `params`) on held-out data:
     `utterances`, or `input_pipeline.eval_utterances` when None; the clips are
-    drawn with `seed` (`free_running`).
+    drawn with `seed` (`free_running`), and with `by_voice` also scored voice
+    by voice (`free_running_scores`).
 
     Prints one JSON line and writes it to `workdir/eval.json` (unless not
     `write`): `step`,
@@ -412,7 +414,9 @@ def evaluate(
         other = nll(params, crops, other_mel=True)
         result["mel_gain_bits"] = other["bits"] - own["bits"]
         result["other_mel_worst_bits"] = other["worst_bits"]
-    result.update(free_running_scores(config, params, utterances, seed=seed))
+    result.update(
+        free_running_scores(config, params, utterances, by_voice=by_voice, seed=seed)
+    )
     line = json.dumps(result)
     print(line, flush=True)
     if write and jax.process_index() == 0:
