@@ -26,9 +26,10 @@ sample costs over 24 bits; this config reproduces the weights from scratch.
 The budget is reached in pieces of a few hours, each continuing the previous
 one exactly (step, schedule, data order, Adam moments) from the resume bundle
 committed in `experiments/results/speech16k/resume/`; see
-`experiments/results/speech16k/README.md`. The first edition (hidden 384,
-two voices, 14,000 steps) is described by its own config.json in
-`subscale/pretrained/speech16k/` until this run replaces it.
+`experiments/results/speech16k/README.md`. Its step-38,020 weights replaced
+the first edition (hidden 384, two voices, 14,000 steps) in
+`subscale/pretrained/speech16k/`; later pieces re-export when they vocode
+better.
 
 Run from the repository root, with `../shared` beside it:
   python -m subscale.main --config=configs/speech16k.py --workdir=runs/speech16k
