@@ -26,10 +26,10 @@ sample costs over 24 bits; this config reproduces the weights from scratch.
 The budget is reached in pieces of a few hours, each continuing the previous
 one exactly (step, schedule, data order, Adam moments) from the resume bundle
 committed in `experiments/results/speech16k/resume/`; see
-`experiments/results/speech16k/README.md`. Its step-38,020 weights replaced
-the first edition (hidden 384, two voices, 14,000 steps) in
-`subscale/pretrained/speech16k/`; later pieces re-export when they vocode
-better.
+`experiments/results/speech16k/README.md`. Its weights (step 52,881 at the
+latest export, step 38,020 before it) replaced the first edition (hidden
+384, two voices, 14,000 steps) in `subscale/pretrained/speech16k/`; later
+pieces re-export when they vocode better.
 
 Run from the repository root, with `../shared` beside it:
   python -m subscale.main --config=configs/speech16k.py --workdir=runs/speech16k
